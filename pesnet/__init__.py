@@ -1,0 +1,15 @@
+"""pesnet: ensemble neural-network potential-energy surfaces with honest uncertainty.
+
+Layers, low to high (each imports only layers below it):
+``data`` → ``descriptors`` / ``nn`` → ``potential`` → ``training`` → ``tracking`` →
+``pipeline`` → ``cli``. Importing :mod:`pesnet` is cheap: heavy libraries (MLflow, Dask)
+are imported lazily by the modules that need them.
+
+Units follow ASE: energies in eV, lengths in Å, forces in eV/Å, stress in eV/Å³.
+"""
+
+__version__ = "0.1.0"
+
+from pesnet.errors import PesnetError  # noqa: E402
+
+__all__ = ["__version__", "PesnetError"]

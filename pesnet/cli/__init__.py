@@ -1,0 +1,1 @@
+"""Command-line interface: ``pesnet COMMAND ...``; one module per command."""
