@@ -1,0 +1,203 @@
+"""Ingest: any ASE-readable file(s) → one validated pesnet dataset file.
+
+Configurations are streamed (``ase.io.iread``), validated one by one
+(:mod:`pesnet.data.validate`) and appended to a :class:`~pesnet.data.writer.DatasetWriter`
+writing a temporary file, which is renamed over the output only when every configuration of
+every input passed. Labels come from the attached calculator results (what ASE's readers build:
+a ``SinglePointCalculator``) or from named ``info``/``arrays`` keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pesnet.data.validate import validate_configuration
+from pesnet.data.writer import DatasetWriter
+from pesnet.errors import ConfigurationError, InputError
+from pesnet.fileio import atomic_output, sha256_file
+
+
+@dataclass(frozen=True)
+class LabelKeys:
+    """Where to find labels. ``None`` means: the attached calculator's results (ASE default)."""
+
+    energy: str | None = None
+    forces: str | None = None
+    stress: str | None = None
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file")
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except OSError as error:
+        raise InputError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
+def resolve_format(path: Path, fmt: str | None) -> str:
+    """The ASE format name for ``path``: ``fmt`` if given (checked), else ASE's guess."""
+    from ase.io.formats import UnknownFileTypeError, filetype, ioformats
+
+    if fmt is not None:
+        if fmt not in ioformats:
+            raise InputError(
+                f"{path}: unknown format {fmt!r} (see `ase info --formats` for the names ASE knows)"
+            )
+        if not ioformats[fmt].can_read:
+            raise InputError(f"{path}: ASE cannot read the format {fmt!r}")
+        return fmt
+    try:
+        guessed = filetype(str(path), guess=True)
+        if guessed not in ioformats or not ioformats[guessed].can_read:
+            raise UnknownFileTypeError(guessed)
+        return guessed
+    except UnknownFileTypeError:
+        raise InputError(
+            f"{path}: cannot tell the file format; pass --format (see `ase info --formats`)"
+        ) from None
+    except Exception as error:  # ASE's sniffing reads the file and may fail in many ways
+        raise InputError(f"{path}: cannot tell the file format ({error}); pass --format") from None
+
+
+def _calc_result(atoms, name):
+    calc = atoms.calc
+    if calc is None:
+        return None
+    return getattr(calc, "results", {}).get(name)
+
+
+def _to_voigt(stress) -> np.ndarray:
+    stress = np.asarray(stress, dtype=float)
+    if stress.shape == (3, 3):
+        return stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+    return stress
+
+
+def extract_labels(atoms, keys: LabelKeys, path, index):
+    """(energy, forces, stress) of one configuration; each ``None`` when absent.
+
+    With a key given, ``info``/``arrays`` are looked up first, then the calculator results under
+    the same name; a named key that is missing is an error (the user asked for it).
+    """
+
+    def lookup(key, where, default_name):
+        if key is None:
+            value = _calc_result(atoms, default_name)
+            if value is None and default_name in where:
+                value = where[default_name]
+            return value
+        if key in where:
+            return where[key]
+        value = _calc_result(atoms, key)
+        if value is None:
+            raise ConfigurationError(path, index, f"no label under the key {key!r}")
+        return value
+
+    energy = lookup(keys.energy, atoms.info, "energy")
+    forces = lookup(keys.forces, atoms.arrays, "forces")
+    stress = lookup(keys.stress, atoms.info, "stress")
+    try:
+        energy = None if energy is None else float(np.asarray(energy, dtype=float).reshape(()))
+    except (TypeError, ValueError):
+        raise ConfigurationError(path, index, f"energy is not a number: {energy!r}") from None
+    try:
+        forces = None if forces is None else np.asarray(forces, dtype=float)
+        stress = None if stress is None else np.asarray(stress, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigurationError(path, index, "forces or stress are not numeric") from None
+    return energy, forces, stress
+
+
+def _iter_configurations(path: Path, fmt: str, index: str):
+    """Yield ``(k, atoms)``, turning any reader failure into a :class:`ConfigurationError`."""
+    import ase.io
+
+    try:
+        frames = ase.io.iread(str(path), index=index, format=fmt)
+    except Exception as error:  # ASE readers raise anything on bad input
+        raise ConfigurationError(path, 0, f"cannot be read as {fmt}: {error}") from None
+    k = 0
+    while True:
+        try:
+            atoms = next(frames)
+        except StopIteration:
+            return
+        except Exception as error:  # a truncated or garbled record
+            message = str(error) or type(error).__name__
+            raise ConfigurationError(path, k, f"cannot be read as {fmt}: {message}") from None
+        yield k, atoms
+        k += 1
+
+
+def ingest(
+    inputs,
+    output,
+    fmt: str | None = None,
+    index: str = ":",
+    keys: LabelKeys = LabelKeys(),
+    allow_unlabelled: bool = False,
+    progress: bool = False,
+) -> int:
+    """Read every configuration of ``inputs`` into a new dataset at ``output``.
+
+    Returns the number of configurations written. Raises :class:`InputError` (or its subclass
+    :class:`ConfigurationError`) on the first bad file or configuration; then ``output`` is
+    untouched (an existing file keeps its contents).
+    """
+    from ase.io.formats import string2index
+
+    inputs = [Path(p) for p in inputs]
+    if not inputs:
+        raise InputError("no input files given")
+    try:
+        string2index(index)
+    except (ValueError, TypeError):
+        raise InputError(f"invalid --index {index!r}: use ASE's syntax, e.g. ':', '-1', '::10'") from None
+    output = Path(output)
+    for path in inputs:
+        _check_readable(path)
+        if path.resolve() == output.resolve():
+            raise InputError(f"{path}: the output file must differ from every input")
+    formats = [resolve_format(path, fmt) for path in inputs]
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(unit=" configs", desc="ingest", leave=False)
+    total = 0
+    try:
+        with atomic_output(output, suffix=".h5.tmp") as tmp, DatasetWriter(tmp) as writer:
+            for path, path_format in zip(inputs, formats):
+                source = writer.add_source(path, sha256_file(path), path_format, index)
+                n_here = 0
+                for k, atoms in _iter_configurations(path, path_format, index):
+                    energy, forces, stress = extract_labels(atoms, keys, path, k)
+                    validate_configuration(
+                        atoms, energy, forces, stress, path, k,
+                        require_energy=not allow_unlabelled, require_forces=not allow_unlabelled,
+                    )
+                    writer.append(
+                        atoms.get_atomic_numbers(), atoms.get_positions(), atoms.get_cell()[:],
+                        atoms.get_pbc(), energy=energy, forces=forces,
+                        stress=None if stress is None else _to_voigt(stress),
+                        config_type=str(atoms.info.get("config_type", "")),
+                        source=source, source_index=k,
+                    )
+                    n_here += 1
+                    if bar is not None:
+                        bar.update(1)
+                if n_here == 0:
+                    raise InputError(f"{path}: no configurations found (selection {index!r})")
+                total += n_here
+    finally:
+        if bar is not None:
+            bar.close()
+    return total

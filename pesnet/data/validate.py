@@ -1,0 +1,96 @@
+"""Checks every configuration passes before it enters a dataset.
+
+Each check raises :class:`pesnet.errors.ConfigurationError` naming the file and the
+configuration index, so the user can find the record that is wrong.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pesnet.errors import ConfigurationError
+from pesnet.neighbours import neighbour_list
+
+#: Atoms closer than this (Å) are taken as an input error (duplicated or corrupted atoms).
+MIN_DISTANCE = 0.1
+#: Periodic cells whose volume (area, length for 2-D and 1-D periodicity) is below this are
+#: degenerate (Å³, Å², Å).
+MIN_PERIODIC_MEASURE = 1e-6
+
+
+def _require_finite(values, what, path, index):
+    values = np.asarray(values, dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        location = f" (first at {tuple(int(w) for w in where)})" if values.ndim else ""
+        raise ConfigurationError(path, index, f"{what} contains NaN or infinite values{location}")
+
+
+def _periodic_measure(cell: np.ndarray, pbc: np.ndarray) -> float:
+    """Volume (area, length) spanned by the periodic cell vectors: sqrt(det(Gram))."""
+    vectors = cell[pbc]
+    gram = vectors @ vectors.T
+    return float(np.sqrt(max(np.linalg.det(gram), 0.0)))
+
+
+def validate_configuration(
+    atoms, energy, forces, stress, path, index, require_energy=True, require_forces=True
+) -> None:
+    """Raise :class:`ConfigurationError` if the configuration cannot enter a dataset.
+
+    ``atoms`` is an :class:`ase.Atoms`; ``energy`` (eV, scalar or None), ``forces`` (eV/Å,
+    (n_atoms, 3) or None) and ``stress`` (eV/Å³, (6,) or None) are its labels.
+    """
+    n_atoms = len(atoms)
+    if n_atoms == 0:
+        raise ConfigurationError(path, index, "configuration has no atoms")
+    numbers = atoms.get_atomic_numbers()
+    if (numbers < 1).any() or (numbers > 118).any():
+        bad = int(numbers[(numbers < 1) | (numbers > 118)][0])
+        raise ConfigurationError(path, index, f"invalid atomic number {bad}")
+    positions = atoms.get_positions()
+    _require_finite(positions, "positions", path, index)
+    cell = np.asarray(atoms.get_cell(), dtype=float)
+    _require_finite(cell, "cell", path, index)
+    pbc = np.asarray(atoms.get_pbc(), dtype=bool)
+    if pbc.any() and _periodic_measure(cell, pbc) < MIN_PERIODIC_MEASURE:
+        kind = {3: "volume", 2: "area", 1: "length"}[int(pbc.sum())]
+        raise ConfigurationError(
+            path, index, f"periodic cell has zero {kind} (cell {cell.round(6).tolist()}, pbc {pbc.tolist()})"
+        )
+
+    if energy is None:
+        if require_energy:
+            raise ConfigurationError(
+                path, index, "no energy label (use --energy-key, or --allow-unlabelled to accept)"
+            )
+    else:
+        _require_finite(energy, "energy", path, index)
+    if forces is None:
+        if require_forces:
+            raise ConfigurationError(
+                path, index, "no forces label (use --forces-key, or --allow-unlabelled to accept)"
+            )
+    else:
+        forces = np.asarray(forces)
+        if forces.shape != (n_atoms, 3):
+            raise ConfigurationError(
+                path, index, f"forces have shape {forces.shape}, expected ({n_atoms}, 3)"
+            )
+        _require_finite(forces, "forces", path, index)
+    if stress is not None:
+        stress = np.asarray(stress)
+        if stress.shape not in ((6,), (3, 3)):
+            raise ConfigurationError(
+                path, index, f"stress has shape {stress.shape}, expected (6,) or (3, 3)"
+            )
+        _require_finite(stress, "stress", path, index)
+
+    i, j, d = neighbour_list("ijd", atoms, MIN_DISTANCE)
+    if len(i):
+        k = int(np.argmin(d))
+        what = "an atom and its own periodic image" if i[k] == j[k] else f"atoms {i[k]} and {j[k]}"
+        raise ConfigurationError(
+            path, index, f"{what} are {d[k]:.4f} Å apart (minimum {MIN_DISTANCE} Å)"
+        )
