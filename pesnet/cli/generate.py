@@ -50,7 +50,7 @@ def run(args) -> int:
         raise InputError(f"{args.output}: cannot tell the output format from its name") from None
     name = args.calculator or RECIPES[args.recipe].default_calculator
     calculator = make_calculator(name)
-    frames = run_recipe(args.recipe, calculator, seed=args.seed, scale=args.scale)
+    frames = list(run_recipe(args.recipe, calculator, seed=args.seed, scale=args.scale))
     with atomic_output(args.output) as tmp:
         ase.io.write(tmp, frames, format=fmt)
     n_atoms = sum(len(a) for a in frames)

@@ -22,7 +22,7 @@ from pesnet.errors import InputError
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    build: Callable  # build(calculator, rng, scale) -> list[Atoms] labelled
+    build: Callable  # build(calculator, rng, scale) -> iterator of labelled Atoms
     description: str
     default_calculator: str
 
@@ -49,19 +49,20 @@ def _md_samples(atoms, calculator, rng, temperature_K, n_samples, interval, conf
     """Langevin MD at ``temperature_K``; a labelled frame every ``interval`` steps."""
     from ase import units
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:  # ASE < 3.29
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 
     atoms = atoms.copy()
     atoms.calc = calculator
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+    thermalize_momenta(atoms, temperature_K=temperature_K, rng=rng)
     dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=0.02,
                    rng=rng, fixcm=False)
     dyn.run(equilibrate)
-    frames = []
     for _ in range(n_samples):
         dyn.run(interval)
-        frames.append(_label(atoms, calculator, config_type, stress))
-    return frames
+        yield _label(atoms, calculator, config_type, stress)
 
 
 def _cu_fcc(calculator, rng, scale: float = 1.0):
@@ -70,9 +71,8 @@ def _cu_fcc(calculator, rng, scale: float = 1.0):
     n = lambda count: max(1, int(round(count * scale)))  # noqa: E731
     a0 = 3.59  # EMT's Cu lattice constant, Å
     cell32 = bulk("Cu", "fcc", a=a0, cubic=True).repeat((2, 2, 2))
-    frames = []
     for temperature in (300, 600, 900, 1200):
-        frames += _md_samples(cell32, calculator, rng, temperature, n(100), 10,
+        yield from _md_samples(cell32, calculator, rng, temperature, n(100), 10,
                               f"bulk_md_{temperature}K", stress=True)
     for _ in range(n(120)):
         strained = cell32.copy()
@@ -80,17 +80,16 @@ def _cu_fcc(calculator, rng, scale: float = 1.0):
         strain = 0.5 * (strain + strain.T)
         strained.set_cell(cell32.cell[:] @ (np.eye(3) + strain), scale_atoms=True)
         strained.positions += rng.normal(0.0, 0.05, size=strained.positions.shape)
-        frames.append(_label(strained, calculator, "bulk_strained", stress=True))
+        yield _label(strained, calculator, "bulk_strained", stress=True)
     vacancy = cell32.copy()
     del vacancy[0]
     for temperature in (300, 900):
-        frames += _md_samples(vacancy, calculator, rng, temperature, n(50), 10,
+        yield from _md_samples(vacancy, calculator, rng, temperature, n(50), 10,
                               f"vacancy_md_{temperature}K", stress=True)
     slab = fcc111("Cu", size=(3, 3, 4), a=a0, vacuum=6.0, periodic=True)
     for temperature in (300, 700):
-        frames += _md_samples(slab, calculator, rng, temperature, n(50), 10,
+        yield from _md_samples(slab, calculator, rng, temperature, n(50), 10,
                               f"slab111_md_{temperature}K", stress=False)
-    return frames
 
 
 def _ethanol(calculator, rng, scale: float = 1.0):
@@ -98,11 +97,9 @@ def _ethanol(calculator, rng, scale: float = 1.0):
 
     n = lambda count: max(1, int(round(count * scale)))  # noqa: E731
     ethanol = molecule("CH3CH2OH")
-    frames = []
     for temperature in (300, 600, 1000):
-        frames += _md_samples(ethanol, calculator, rng, temperature, n(150), 10,
-                              f"ethanol_md_{temperature}K", stress=False, timestep_fs=0.5)
-    return frames
+        yield from _md_samples(ethanol, calculator, rng, temperature, n(150), 10,
+                               f"ethanol_md_{temperature}K", stress=False, timestep_fs=0.5)
 
 
 RECIPES = {
@@ -114,7 +111,8 @@ RECIPES = {
 
 
 def run_recipe(name: str, calculator, seed: int = 0, scale: float = 1.0):
-    """Labelled configurations (list of :class:`ase.Atoms`) of recipe ``name``.
+    """Labelled configurations of recipe ``name``, generated lazily (an iterator of
+    :class:`ase.Atoms`), so a caller can stream them to a file or stop early.
 
     ``scale`` multiplies every sample count (``0.1`` for a quick small set).
     """
