@@ -48,3 +48,103 @@ def extxyz_file(tmp_path, frames):
     path = tmp_path / "frames.extxyz"
     ase.io.write(path, frames, format="extxyz")
     return path
+
+
+# -- shared physical assertions: finite differences and invariances -------------------------
+# One definition of "correct" for anything that maps atoms to per-atom arrays (descriptors,
+# per-atom energies) or to arrays whose position derivatives are known analytically.
+
+
+def random_molecular_box(symbols="HHHHCCCOO", box=6.0, min_distance=0.9, seed=0, pbc=True):
+    """Atoms of ``symbols`` at random in a cubic box (Å), no two closer than ``min_distance``."""
+    from ase import Atoms
+
+    rng = np.random.default_rng(seed)
+    cell = np.eye(3) * box
+    positions = []
+    while len(positions) < len(symbols):
+        trial = rng.uniform(0, box, 3)
+        ok = True
+        for p in positions:
+            delta = trial - p
+            delta -= box * np.round(delta / box) if pbc else 0.0
+            ok &= np.linalg.norm(delta) >= min_distance
+        if ok:
+            positions.append(trial)
+    return Atoms(symbols, positions=positions, cell=cell, pbc=pbc)
+
+
+def numerical_derivatives(function, atoms, h=1e-4, indices=None):
+    """Central differences of ``function(atoms)`` (an array) with respect to atom positions.
+
+    Returns (len(indices), 3, *output_shape); ``atoms`` is left unchanged.
+    """
+    indices = range(len(atoms)) if indices is None else indices
+    out = []
+    for a in indices:
+        rows = []
+        for x in range(3):
+            plus, minus = atoms.copy(), atoms.copy()
+            plus.positions[a, x] += h
+            minus.positions[a, x] -= h
+            rows.append((np.asarray(function(plus)) - np.asarray(function(minus))) / (2 * h))
+        out.append(rows)
+    return np.array(out)
+
+
+def numerical_strain_derivatives(function, atoms, h=1e-5):
+    """Central differences of ``function(atoms)`` under r → (1 + ε) r of atoms and cell.
+
+    Returns (3, 3, *output_shape): entry [a, b] is ∂function/∂ε_ab.
+    """
+    out = np.zeros((3, 3) + np.shape(function(atoms)))
+    cell = np.array(atoms.get_cell())
+    for a in range(3):
+        for b in range(3):
+            results = []
+            for sign in (1, -1):
+                strain = np.eye(3)
+                strain[a, b] += sign * h
+                strained = atoms.copy()
+                strained.set_cell(cell @ strain.T, scale_atoms=True)
+                results.append(np.asarray(function(strained)))
+            out[a, b] = (results[0] - results[1]) / (2 * h)
+    return out
+
+
+def assert_matches_finite_differences(analytic, numeric, rtol=1e-6):
+    """``analytic`` equals ``numeric`` to ``rtol`` of the largest magnitude (at least 1)."""
+    analytic, numeric = np.asarray(analytic), np.asarray(numeric)
+    assert analytic.shape == numeric.shape, (analytic.shape, numeric.shape)
+    scale = max(1.0, float(np.abs(numeric).max()))
+    error = float(np.abs(analytic - numeric).max())
+    assert error <= rtol * scale, f"max |analytic - finite difference| = {error:.3g} > {rtol * scale:.3g}"
+
+
+def assert_invariances(per_atom, atoms, seed=0, atol=1e-9):
+    """``per_atom(atoms)`` (n_atoms, ...) is unchanged by rotation and translation, and follows
+    a permutation of like atoms (swapped rows), for molecules and periodic cells alike."""
+    rng = np.random.default_rng(seed)
+    reference = np.asarray(per_atom(atoms))
+    scale = max(1.0, float(np.abs(reference).max()))
+
+    rotated = atoms.copy()
+    axis = rng.normal(size=3)
+    rotated.rotate(float(rng.uniform(10, 350)), axis, center="COP", rotate_cell=True)
+    np.testing.assert_allclose(per_atom(rotated), reference, atol=atol * scale,
+                               err_msg="not invariant under rotation")
+
+    moved = atoms.copy()
+    moved.positions += rng.normal(size=3) * 2.0
+    if atoms.pbc.any():
+        moved.wrap()
+    np.testing.assert_allclose(per_atom(moved), reference, atol=atol * scale,
+                               err_msg="not invariant under translation")
+
+    permutation = np.arange(len(atoms))
+    for z in np.unique(atoms.numbers):
+        same = np.flatnonzero(atoms.numbers == z)
+        permutation[same] = rng.permutation(same)
+    permuted = atoms[permutation]
+    np.testing.assert_allclose(per_atom(permuted), reference[permutation], atol=atol * scale,
+                               err_msg="does not follow a permutation of like atoms")

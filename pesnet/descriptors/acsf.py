@@ -1,0 +1,285 @@
+"""Atom-centred symmetry functions (Behler–Parrinello) with analytic, sparse derivatives.
+
+>>> acsf = ACSF(["H", "C", "O"], cutoff=6.0, g2=[(0.5, 0.0), (2.0, 1.5)],
+...             g4=[(0.01, 1.0, -1.0), (0.01, 1.0, 1.0)])
+>>> result = acsf.compute(atoms, derivatives=True)
+>>> result.values.shape          # (n_atoms, acsf.n_features)
+>>> result.derivatives.shape     # (n_blocks, acsf.n_features, 3): dG[centre] / dr[neighbour]
+
+Definitions (cosine cutoff, G1/G2/G3 per neighbour element, G4/G5 per unordered neighbour
+element pair, with the 2^(1−ζ) prefactor and, for G4, the cutoff on r_jk) are DScribe's, so
+published parameter sets carry over; see :mod:`~pesnet.descriptors.radial` and
+:mod:`~pesnet.descriptors.angular`. Columns come in DScribe's order: per neighbour element in
+increasing atomic number G1, the G2s, the G3s; then per element pair (s ≤ t, ordered as
+(0,0), (0,1), (1,1), (0,2), (1,2), (2,2), … i.e. index t(t+1)/2 + s) the G4s, then the G5s.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+import numpy as np
+from ase.data import atomic_numbers, chemical_symbols
+
+from pesnet.descriptors.angular import angular_terms
+from pesnet.descriptors.derivatives import bond_to_blocks, strain_from_bonds
+from pesnet.descriptors.radial import radial_terms
+from pesnet.errors import ConfigurationError, InputError
+from pesnet.neighbours import neighbour_list
+
+
+class ACSFResult(NamedTuple):
+    """Symmetry functions of one configuration (N atoms, F features).
+
+    ``values`` (N, F); ``labels`` (F,) strings. With derivatives: ``centres`` and ``neighbours``
+    (n_blocks,) atom indices, sorted by (centre, neighbour); ``derivatives`` (n_blocks, F, 3),
+    1/Å, block b holding ∂G[centres[b], f] / ∂r[neighbours[b], x] (periodic images of an atom
+    summed into one block; every atom has its own (i, i) block); ``strain_derivatives``
+    (N, F, 3, 3), ∂G[i, f] / ∂ε_ab for the homogeneous strain r → (1 + ε) r of atoms and
+    cell (dimensionless; ``None`` for a configuration with no periodic axis). Otherwise
+    ``None``.
+    """
+
+    values: np.ndarray
+    labels: tuple
+    centres: np.ndarray | None = None
+    neighbours: np.ndarray | None = None
+    derivatives: np.ndarray | None = None
+    strain_derivatives: np.ndarray | None = None
+
+    def dense_derivatives(self) -> np.ndarray:
+        """The derivatives as a dense (N, N, 3, F) array [i, j, x, f] (DScribe's layout).
+
+        For tests and small systems only: memory grows as N².
+        """
+        if self.derivatives is None:
+            raise ValueError("this result has no derivatives (compute(..., derivatives=True))")
+        n, f = self.values.shape
+        dense = np.zeros((n, n, 3, f))
+        dense[self.centres, self.neighbours] = self.derivatives.transpose(0, 2, 1)
+        return dense
+
+
+def _element_numbers(elements) -> tuple[int, ...]:
+    numbers = set()
+    for element in elements:
+        if isinstance(element, str):
+            if element not in atomic_numbers:
+                raise InputError(f"unknown chemical symbol {element!r} in descriptor elements")
+            numbers.add(atomic_numbers[element])
+        else:
+            z = int(element)
+            if not 0 < z < len(chemical_symbols):
+                raise InputError(f"invalid atomic number {element!r} in descriptor elements")
+            numbers.add(z)
+    if not numbers:
+        raise InputError("the descriptor needs at least one element")
+    return tuple(sorted(numbers))
+
+
+def _param_table(rows, width: int, name: str, names: str) -> np.ndarray:
+    table = np.asarray([] if rows is None else rows, dtype=float)
+    if table.size == 0:
+        return np.zeros((0, width)) if width > 1 else np.zeros(0)
+    if width == 1:
+        table = table.reshape(-1)
+    elif table.ndim != 2 or table.shape[1] != width:
+        raise InputError(f"{name} parameters must be a list of ({names}) rows, got shape "
+                         f"{table.shape}")
+    if not np.isfinite(table).all():
+        raise InputError(f"{name} parameters must be finite numbers")
+    return table
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+class ACSF:
+    """Behler–Parrinello atom-centred symmetry functions.
+
+    ``elements``: chemical symbols or atomic numbers (sorted internally). ``cutoff``: radial
+    cutoff r_c (Å). ``g2``: (η 1/Å², R_s Å) rows; ``g3``: κ values (1/Å); ``g4``/``g5``:
+    (η 1/Å², ζ, λ) rows with ζ ≥ 1 and λ = ±1. ``angular_cutoff`` (Å, ≤ ``cutoff``): a
+    shorter cutoff for G4/G5 (their neighbours and their cosine cutoffs); ``None`` uses
+    ``cutoff`` as DScribe does. G1 (the sum of cutoff functions) is always included.
+    """
+
+    def __init__(self, elements, cutoff: float, g2=(), g4=(), g5=(), angular_cutoff=None,
+                 g3=()):
+        self.elements = _element_numbers(elements)
+        self.cutoff = float(cutoff)
+        if not np.isfinite(self.cutoff) or self.cutoff <= 0:
+            raise InputError(f"descriptor cutoff must be a positive number of Å, got {cutoff!r}")
+        self.angular_cutoff = self.cutoff if angular_cutoff is None else float(angular_cutoff)
+        if not 0 < self.angular_cutoff <= self.cutoff:
+            raise InputError(f"angular_cutoff must be in (0, cutoff={self.cutoff}] Å, got "
+                             f"{angular_cutoff!r}")
+        self.g2 = _param_table(g2, 2, "g2", "eta, Rs")
+        self.g3 = _param_table(g3, 1, "g3", "kappa")
+        self.g4 = _param_table(g4, 3, "g4", "eta, zeta, lambda")
+        self.g5 = _param_table(g5, 3, "g5", "eta, zeta, lambda")
+        if len(self.g2) and ((self.g2[:, 0] <= 0).any() or (self.g2[:, 1] < 0).any()):
+            raise InputError("g2 parameters need eta > 0 and Rs >= 0")
+        for name, table in (("g4", self.g4), ("g5", self.g5)):
+            if len(table) and (table[:, 0] < 0).any():
+                raise InputError(f"{name} parameters need eta >= 0")
+            if len(table) and (table[:, 1] < 1).any():
+                raise InputError(f"{name} parameters need zeta >= 1")
+            if len(table) and not np.isin(table[:, 2], (-1.0, 1.0)).all():
+                raise InputError(f"{name} parameters need lambda = +1 or -1")
+        self._index = np.full(max(self.elements) + 1, -1)
+        self._index[list(self.elements)] = np.arange(len(self.elements))
+        n_el = len(self.elements)
+        self.n_radial = 1 + len(self.g2) + len(self.g3)
+        self.n_angular = len(self.g4) + len(self.g5)
+        self.n_features = n_el * self.n_radial + n_el * (n_el + 1) // 2 * self.n_angular
+        # Column of each (element, radial term) and ((s, t), angular term).
+        self._radial_columns = np.arange(n_el * self.n_radial).reshape(n_el, self.n_radial)
+        s, t = np.meshgrid(np.arange(n_el), np.arange(n_el), indexing="ij")
+        hi, lo = np.maximum(s, t), np.minimum(s, t)
+        pair = hi * (hi + 1) // 2 + lo
+        self._pair_index = pair
+        self._angular_columns = (n_el * self.n_radial + pair[..., None] * self.n_angular
+                                 + np.arange(self.n_angular))
+
+    # -- parameters and labels ----------------------------------------------------------
+    @property
+    def params(self) -> dict:
+        """JSON-serialisable parameters; ``ACSF.from_params(acsf.params)`` rebuilds it."""
+        return {
+            "kind": "acsf",
+            "elements": list(self.elements),
+            "cutoff": self.cutoff,
+            "angular_cutoff": self.angular_cutoff,
+            "g2": self.g2.tolist(),
+            "g3": self.g3.tolist(),
+            "g4": self.g4.tolist(),
+            "g5": self.g5.tolist(),
+        }
+
+    @classmethod
+    def from_params(cls, params: dict) -> "ACSF":
+        """Build from a dict with keys elements, cutoff, g2, g4, g5 (optional g3,
+        angular_cutoff), e.g. :attr:`params` or a parsed ``--descriptor-params`` file."""
+        if not isinstance(params, dict):
+            raise InputError("descriptor parameters must be a mapping")
+        unknown = set(params) - {"kind", "elements", "cutoff", "angular_cutoff", "g2", "g3",
+                                 "g4", "g5"}
+        if unknown:
+            raise InputError(f"unknown descriptor parameter(s): {', '.join(sorted(unknown))}")
+        if params.get("kind", "acsf") != "acsf":
+            raise InputError(f"descriptor kind {params['kind']!r} is not 'acsf'")
+        for key in ("elements", "cutoff"):
+            if key not in params:
+                raise InputError(f"descriptor parameters lack {key!r}")
+        return cls(params["elements"], params["cutoff"], g2=params.get("g2", ()),
+                   g4=params.get("g4", ()), g5=params.get("g5", ()),
+                   angular_cutoff=params.get("angular_cutoff"), g3=params.get("g3", ()))
+
+    def to_json(self) -> str:
+        return json.dumps(self.params, sort_keys=True)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ACSF) and self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
+
+    def __repr__(self) -> str:
+        symbols = ", ".join(chemical_symbols[z] for z in self.elements)
+        return (f"ACSF([{symbols}], cutoff={self.cutoff:g}, angular_cutoff="
+                f"{self.angular_cutoff:g}, n_g2={len(self.g2)}, n_g3={len(self.g3)}, "
+                f"n_g4={len(self.g4)}, n_g5={len(self.g5)}, n_features={self.n_features})")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """One readable label per column, e.g. ``G2[O](eta=0.5,Rs=1)``, ``G4[H,O](...)``."""
+        labels = []
+        for z in self.elements:
+            s = chemical_symbols[z]
+            labels.append(f"G1[{s}]")
+            labels += [f"G2[{s}](eta={_fmt(e)},Rs={_fmt(r)})" for e, r in self.g2]
+            labels += [f"G3[{s}](kappa={_fmt(k)})" for k in self.g3]
+        n_el = len(self.elements)
+        pairs = sorted(((t, s) for t in range(n_el) for s in range(t + 1)),
+                       key=lambda ts: self._pair_index[ts[1], ts[0]])
+        for t, s in pairs:
+            name = f"{chemical_symbols[self.elements[s]]},{chemical_symbols[self.elements[t]]}"
+            for kind, table in (("G4", self.g4), ("G5", self.g5)):
+                labels += [f"{kind}[{name}](eta={_fmt(e)},zeta={_fmt(z)},lambda={_fmt(lam)})"
+                           for e, z, lam in table]
+        return tuple(labels)
+
+    # -- computing ----------------------------------------------------------------------
+    def element_indices(self, numbers, where=("<atoms>", None)) -> np.ndarray:
+        """Index of each atomic number in :attr:`elements`; a clear error for any other.
+
+        ``where`` = (file or description, configuration index) for the error message.
+        """
+        numbers = np.asarray(numbers, dtype=np.int64)
+        index = np.full(len(numbers), -1)
+        known = (numbers > 0) & (numbers < len(self._index))
+        index[known] = self._index[numbers[known]]
+        if (index < 0).any():
+            bad = sorted(set(numbers[index < 0].tolist()))
+            names = ", ".join(f"{chemical_symbols[z] if 0 < z < len(chemical_symbols) else '?'}"
+                              f" (Z={z})" for z in bad)
+            have = ", ".join(chemical_symbols[z] for z in self.elements)
+            raise ConfigurationError(
+                where[0], where[1],
+                f"element {names} is not among the descriptor's elements ({have})")
+        return index
+
+    def compute(self, atoms, derivatives: bool = False, where=None) -> ACSFResult:
+        """Symmetry functions of every atom of ``atoms`` (and their derivatives if asked).
+
+        Values and derivatives come from one pass over one neighbour list, so they cannot
+        drift apart. ``where`` = (file, configuration index) names the configuration in
+        error messages; by default ``atoms.info["dataset_index"]`` if present.
+        """
+        if where is None:
+            where = (f"Atoms({atoms.get_chemical_formula()})", atoms.info.get("dataset_index"))
+        element = self.element_indices(atoms.numbers, where)
+        n_atoms, n_el = len(atoms), len(self.elements)
+        i, j, d, D = neighbour_list("ijdD", atoms, self.cutoff)
+        if len(i) and (np.diff(i) < 0).any():
+            order = np.argsort(i, kind="stable")
+            i, j, d, D = i[order], j[order], d[order], D[order]
+        el_j = element[j]
+
+        rad, d_rad = radial_terms(d, self.cutoff, self.g2, self.g3, derivatives)
+        values = np.zeros((n_atoms, self.n_features))
+        key = i * n_el + el_j
+        radial = np.zeros((n_atoms * n_el, self.n_radial))
+        for column in range(self.n_radial):
+            radial[:, column] = np.bincount(key, rad[:, column], minlength=n_atoms * n_el)
+        values[:, : n_el * self.n_radial] = radial.reshape(n_atoms, n_el * self.n_radial)
+
+        angular_bonds = np.flatnonzero(d < self.angular_cutoff)
+        if len(angular_bonds) == len(d):
+            angular_bonds = slice(None)
+        ang, ang_grad = angular_terms(
+            i[angular_bonds], D[angular_bonds], d[angular_bonds], el_j[angular_bonds],
+            n_atoms, n_el, self.angular_cutoff, self.g4, self.g5, derivatives)
+        if self.n_angular:
+            s, t = np.triu_indices(n_el)
+            columns = self._angular_columns[s, t].reshape(-1)
+            values[:, columns] = ang[:, s, t].reshape(n_atoms, len(columns))
+        labels = self.labels
+        if not derivatives:
+            return ACSFResult(values, labels)
+
+        # Gradient of the centre's features with respect to each bond vector D = r_j - r_i.
+        bond_grad = np.zeros((len(d), self.n_features, 3))
+        unit = D / d[:, None]
+        rows = np.arange(len(d))[:, None]
+        bond_grad[rows, self._radial_columns[el_j]] = d_rad[:, :, None] * unit[:, None, :]
+        if self.n_angular:
+            idx = np.arange(len(d))[angular_bonds]
+            columns = self._angular_columns[el_j[idx]]          # (L, n_el, n_angular)
+            bond_grad[idx[:, None, None], columns] = ang_grad
+        centres, neighbours, blocks = bond_to_blocks(i, j, bond_grad, n_atoms)
+        strain = strain_from_bonds(i, D, bond_grad, n_atoms) if atoms.pbc.any() else None
+        return ACSFResult(values, labels, centres, neighbours, blocks, strain)
