@@ -1,0 +1,2 @@
+"""The Behler–Parrinello ensemble potential: per-element networks, reference energies,
+calibrated uncertainty."""

@@ -1,0 +1,74 @@
+"""Metrics and spread calibration on synthetic errors with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pesnet import metrics
+from pesnet.potential.calibration import fit_spread_scale
+from pesnet.potential.reference import element_counts, fit_reference_energies
+
+
+@pytest.fixture
+def calibrated():
+    rng = np.random.default_rng(0)
+    std = rng.uniform(0.05, 0.5, size=50_000)
+    return rng.normal(0.0, std), std
+
+
+def test_accuracy_metrics_match_definitions():
+    e = np.array([1.0, -2.0, 2.0, -1.0])
+    assert metrics.mae(e) == 1.5
+    assert metrics.rmse(e) == pytest.approx(np.sqrt(2.5))
+    out = metrics.energy_force_metrics([1.0, 4.0], [0.0, 0.0], [2, 4],
+                                       np.ones((6, 3)), np.zeros((6, 3)))
+    assert out["energy_mae"] == 2.5
+    assert out["energy_mae_per_atom"] == 0.75
+    assert out["force_mae"] == 1.0 and out["force_rmse"] == 1.0
+
+
+def test_calibrated_gaussian_errors(calibrated):
+    errors, std = calibrated
+    out = metrics.uncertainty_metrics(errors, std)
+    assert out["coverage_1sigma"] == pytest.approx(0.6827, abs=0.01)
+    assert out["coverage_2sigma"] == pytest.approx(0.9545, abs=0.005)
+    assert out["miscalibration_area"] < 0.01
+    assert out["spearman"] > 0.3
+    # the NLL is lowest for the true spread
+    assert out["nll"] < metrics.gaussian_nll(errors, 2 * std)
+    assert out["nll"] < metrics.gaussian_nll(errors, 0.5 * std)
+
+
+def test_miscalibrated_spread_is_detected_and_rescaled(calibrated):
+    errors, std = calibrated
+    too_small = std / 3.0
+    assert metrics.coverage(errors, too_small) < 0.3
+    assert metrics.miscalibration_area(errors, too_small) > 0.2
+    scale = fit_spread_scale(errors, too_small, method="nll")
+    assert scale == pytest.approx(3.0, rel=0.02)
+    assert metrics.miscalibration_area(errors, scale * too_small) < 0.01
+    musil = fit_spread_scale(errors, too_small, method="musil", n_members=8)
+    assert musil == pytest.approx(np.sqrt(-1 / 8 + 5 / 7 * 9.0), rel=0.03)
+
+
+def test_uninformative_spread_has_no_rank_correlation():
+    rng = np.random.default_rng(1)
+    errors = rng.normal(size=20_000)
+    std = rng.uniform(0.5, 1.5, size=20_000)
+    assert abs(metrics.spearman(errors, std)) < 0.03
+
+
+def test_reference_energies_recover_per_element_values():
+    rng = np.random.default_rng(2)
+    elements = [1, 6, 8]
+    per_element = np.array([-13.6, -1030.0, -2040.0])
+    numbers, offsets = [], [0]
+    for _ in range(40):
+        n = rng.integers(2, 9)
+        numbers.extend(rng.choice(elements, size=n))
+        offsets.append(offsets[-1] + n)
+    counts = element_counts(np.array(numbers), np.array(offsets), elements)
+    assert counts.sum() == len(numbers)
+    energies = counts @ per_element + rng.normal(0, 1e-6, size=40)
+    np.testing.assert_allclose(fit_reference_energies(counts, energies), per_element, atol=1e-4)
