@@ -18,8 +18,9 @@ from pesnet.nn.activations import get_activation
 from pesnet.nn.losses import get_loss
 from pesnet.nn.mlp import MLP, ForwardCache
 from pesnet.nn.optimizers import get_optimizer
+from pesnet.nn.regressor import EnsembleRegressor, Prediction
 from pesnet.nn.schedules import get_schedule
 from pesnet.nn.training import EarlyStopping, EpochLog, History, train
 
-__all__ = ["MLP", "ForwardCache", "train", "EarlyStopping", "EpochLog", "History",
+__all__ = ["MLP", "ForwardCache", "EnsembleRegressor", "Prediction", "train", "EarlyStopping", "EpochLog", "History",
            "get_activation", "get_loss", "get_optimizer", "get_schedule"]
