@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "pesnet.cli.generate",
     "pesnet.cli.ingest",
     "pesnet.cli.info",
+    "pesnet.cli.featurize",
 ]
 
 

@@ -1,8 +1,24 @@
 """Descriptors: Behler–Parrinello atom-centred symmetry functions and their features file.
 
-Public API: :class:`ACSF`, :class:`ACSFResult`, :func:`default_parameters`.
+Public API: :class:`ACSF`, :class:`ACSFResult`, :func:`default_parameters`,
+:func:`default_acsf`, :func:`featurize`, :func:`featurize_batch`, :class:`FeaturesFile`,
+:class:`FeatureBatch`, :class:`Stats`.
 """
 
 from pesnet.descriptors.acsf import ACSF, ACSFResult
+from pesnet.descriptors.defaults import default_acsf, default_parameters
+from pesnet.descriptors.features_file import FeatureBatch, FeaturesFile, Stats
+from pesnet.descriptors.featurize import featurize, featurize_batch, load_descriptor_params
 
-__all__ = ["ACSF", "ACSFResult"]
+__all__ = [
+    "ACSF",
+    "ACSFResult",
+    "FeatureBatch",
+    "FeaturesFile",
+    "Stats",
+    "default_acsf",
+    "default_parameters",
+    "featurize",
+    "featurize_batch",
+    "load_descriptor_params",
+]

@@ -1,0 +1,250 @@
+"""The features file (HDF5): ACSF values, sparse derivatives and standardisation statistics.
+
+Layout (n configurations, N atoms, F features, N_e atoms of element e, M derivative blocks)::
+
+    offsets                  (n + 1,)      int64    atoms of configuration k: offsets[k]:offsets[k+1]
+    numbers                  (N,)          int16    atomic numbers (same rows as the dataset)
+    periodic                 (n,)          bool     configuration has a periodic axis
+    elements/<Sym>/values    (N_e, F)      float64  raw (unstandardised) features
+    elements/<Sym>/atoms     (N_e,)        int64    row of each in the flat atom arrays
+    elements/<Sym>/offsets   (n + 1,)      int64    element rows of configuration k
+    elements/<Sym>/mean, std (F,)          float64  over the atoms of the training split
+    derivatives/offsets      (n + 1,)      int64    blocks of configuration k
+    derivatives/centre       (M,)          int32    configuration-local atom index i
+    derivatives/neighbour    (M,)          int32    configuration-local atom index j
+    derivatives/blocks       (M, F, 3)     float32  ∂G_i/∂r_j (1/Å), images summed
+    strain                   (N, F, 3, 3)  float32  ∂G_i/∂ε (zero rows where not periodic)
+
+``derivatives`` and ``strain`` are absent when written with ``derivatives=False``. Attributes:
+``format`` = ``"pesnet-features"``, ``format_version``, ``descriptor`` (JSON parameters),
+``labels`` (JSON), ``dataset`` and ``dataset_sha256``, ``split`` (JSON: fractions, seed, number
+of training configurations), ``derivative_dtype``, ``pesnet_version``.
+
+Derivatives are stored in float32 by default: forces −Σ_i (∂E/∂G_i)·(∂G_i/∂r_j) formed from
+them agree with float64 blocks to ~1e-7 relative (``test_featurize.py`` checks 1e-6), at half
+the size. Values and statistics stay float64.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import h5py
+import numpy as np
+from ase.data import chemical_symbols
+
+from pesnet.descriptors.acsf import ACSF
+from pesnet.errors import DataFormatError, InputError
+
+FORMAT_NAME = "pesnet-features"
+FORMAT_VERSION = 1
+
+
+class Stats(NamedTuple):
+    """Per-feature mean and standard deviation (F,) of one element over the training split;
+    ``count`` atoms contributed. Standardise with (G − mean) / scale."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    count: int
+
+    @property
+    def scale(self) -> np.ndarray:
+        """``std`` with zeros (constant features) replaced by 1, (F,)."""
+        return np.where(self.std > 0, self.std, 1.0)
+
+
+class ElementRows(NamedTuple):
+    """The atoms of one element in a :class:`FeatureBatch`.
+
+    ``rows`` (N_e,) index the batch's flat atom arrays; ``config`` (N_e,) is the batch-local
+    configuration; ``values`` (N_e, F).
+    """
+
+    rows: np.ndarray
+    config: np.ndarray
+    values: np.ndarray
+
+
+class FeatureBatch(NamedTuple):
+    """Features of some configurations, laid out for training (n_b configs, N_b atoms).
+
+    ``indices`` (n_b,) dataset configuration indices; ``offsets`` (n_b + 1,) batch-local atom
+    offsets; ``numbers`` (N_b,); ``elements`` {Z: :class:`ElementRows`}. With derivatives:
+    ``block_offsets`` (n_b + 1,), ``centres``/``neighbours`` (M_b,) batch-local atom rows,
+    ``derivatives`` (M_b, F, 3) float64, ``strain`` (N_b, F, 3, 3) float64, and ``periodic``
+    (n_b,); otherwise those are ``None``. When standardised, values are (G − mean)/scale of the
+    atom's element and every derivative of atom i's features is divided by that scale too.
+    """
+
+    indices: np.ndarray
+    offsets: np.ndarray
+    numbers: np.ndarray
+    elements: dict
+    periodic: np.ndarray
+    block_offsets: np.ndarray | None
+    centres: np.ndarray | None
+    neighbours: np.ndarray | None
+    derivatives: np.ndarray | None
+    strain: np.ndarray | None
+
+
+def _runs(indices: np.ndarray):
+    """Split indices into runs of consecutive values: yields (start, stop) pairs in order."""
+    if len(indices) == 0:
+        return
+    breaks = np.flatnonzero(np.diff(indices) != 1) + 1
+    for part in np.split(indices, breaks):
+        yield int(part[0]), int(part[-1]) + 1
+
+
+def _gather(dataset, offsets: np.ndarray, indices: np.ndarray):
+    """Rows offsets[k]:offsets[k+1] of ``dataset`` for each k in ``indices``, concatenated,
+    reading each run of consecutive configurations with one slice. Returns (rows, counts)."""
+    parts = [dataset[offsets[a] : offsets[b]] for a, b in _runs(indices)]
+    counts = offsets[indices + 1] - offsets[indices]
+    if not parts:
+        return dataset[0:0], counts
+    return np.concatenate(parts), counts
+
+
+class FeaturesFile:
+    """A features file opened for reading (see the module doc for its layout)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such features file")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as error:
+            raise DataFormatError(f"{self.path}: not an HDF5 file ({error})") from None
+        attrs = self._file.attrs
+        if attrs.get("format") != FORMAT_NAME:
+            self._file.close()
+            raise DataFormatError(f"{self.path}: not a pesnet features file "
+                                  f"(format attribute {attrs.get('format')!r})")
+        if int(attrs.get("format_version", -1)) > FORMAT_VERSION:
+            self._file.close()
+            raise DataFormatError(f"{self.path}: features format version "
+                                  f"{attrs['format_version']} is newer than this pesnet supports")
+        self.params = json.loads(attrs["descriptor"])
+        self.acsf = ACSF.from_params(self.params)
+        self.labels = tuple(json.loads(attrs["labels"]))
+        self.dataset_sha256 = str(attrs["dataset_sha256"])
+        self.split = json.loads(attrs["split"])
+        self.offsets = self._file["offsets"][:]
+        self._element_offsets = {z: self._file[f"elements/{chemical_symbols[z]}/offsets"][:]
+                                 for z in self.elements}
+        self.has_derivatives = "derivatives" in self._file
+        self._block_offsets = (self._file["derivatives/offsets"][:] if self.has_derivatives
+                               else None)
+
+    # -- lifetime -----------------------------------------------------------------------
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # -- metadata -----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def elements(self) -> tuple[int, ...]:
+        return self.acsf.elements
+
+    @property
+    def n_features(self) -> int:
+        return self.acsf.n_features
+
+    @property
+    def stats(self) -> dict[int, Stats]:
+        """{Z: :class:`Stats`} over the training split."""
+        out = {}
+        for z in self.elements:
+            group = self._file[f"elements/{chemical_symbols[z]}"]
+            out[z] = Stats(group["mean"][:], group["std"][:], int(group.attrs["count"]))
+        return out
+
+    def check_descriptor(self, acsf: ACSF) -> None:
+        """Raise :class:`DataFormatError` unless ``acsf`` has exactly this file's parameters."""
+        if acsf != self.acsf:
+            raise DataFormatError(
+                f"{self.path}: features were computed with descriptor {self.acsf!r}, not "
+                f"{acsf!r}; re-run `pesnet featurize` with the model's descriptor parameters")
+
+    def check_dataset(self, dataset_path) -> None:
+        """Raise :class:`DataFormatError` unless the file at ``dataset_path`` is the dataset
+        these features were computed from (same SHA-256)."""
+        from pesnet.fileio import sha256_file
+
+        digest = sha256_file(dataset_path)
+        if digest != self.dataset_sha256:
+            raise DataFormatError(
+                f"{self.path}: features belong to a dataset with SHA-256 "
+                f"{self.dataset_sha256[:12]}…, but {dataset_path} has {digest[:12]}…")
+
+    # -- reading ------------------------------------------------------------------------
+    def read_batch(self, config_indices, standardise: bool = True,
+                   derivatives: bool = True) -> FeatureBatch:
+        """Features of the given configurations (in the given order) as a :class:`FeatureBatch`.
+
+        Each run of consecutive configuration indices is read as one slice per array.
+        """
+        indices = np.atleast_1d(np.asarray(config_indices, dtype=np.int64))
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"configuration index out of range for {len(self)} configurations")
+        f = self._file
+        numbers, counts = _gather(f["numbers"], self.offsets, indices)
+        numbers = numbers.astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        stats = self.stats if standardise else None
+        config_of_atom = np.repeat(np.arange(len(indices)), counts)
+        elements, scale_of_atom = {}, np.ones((len(numbers), self.n_features))
+        for z in self.elements:
+            group = f[f"elements/{chemical_symbols[z]}"]
+            values, _ = _gather(group["values"], self._element_offsets[z], indices)
+            rows = np.flatnonzero(numbers == z)
+            if standardise:
+                values = (values - stats[z].mean) / stats[z].scale
+                scale_of_atom[rows] = stats[z].scale
+            elements[z] = ElementRows(rows, config_of_atom[rows], values)
+        periodic = f["periodic"][:][indices] if len(indices) else np.zeros(0, bool)
+        if not (derivatives and self.has_derivatives):
+            return FeatureBatch(indices, offsets, numbers, elements, periodic,
+                                None, None, None, None, None)
+        g = f["derivatives"]
+        centre, n_blocks = _gather(g["centre"], self._block_offsets, indices)
+        neighbour, _ = _gather(g["neighbour"], self._block_offsets, indices)
+        blocks, _ = _gather(g["blocks"], self._block_offsets, indices)
+        shift = np.repeat(offsets[:-1], n_blocks)
+        centre = centre.astype(np.int64) + shift
+        neighbour = neighbour.astype(np.int64) + shift
+        blocks = blocks.astype(np.float64)
+        strain, _ = _gather(f["strain"], self.offsets, indices)
+        strain = strain.astype(np.float64)
+        if standardise:
+            blocks /= scale_of_atom[centre][:, :, None]
+            strain /= scale_of_atom[:, :, None, None]
+        block_offsets = np.concatenate([[0], np.cumsum(n_blocks)])
+        return FeatureBatch(indices, offsets, numbers, elements, periodic, block_offsets,
+                            centre, neighbour, blocks, strain)
+
+    def iter_batches(self, batch_size: int, indices=None, standardise: bool = True,
+                     derivatives: bool = True):
+        """Yield :class:`FeatureBatch` es of ``batch_size`` configurations (bounded memory)."""
+        indices = np.arange(len(self)) if indices is None else np.asarray(indices)
+        for start in range(0, len(indices), batch_size):
+            yield self.read_batch(indices[start : start + batch_size], standardise, derivatives)
+
+    def __repr__(self) -> str:
+        return (f"FeaturesFile({str(self.path)!r}, n_configs={len(self)}, "
+                f"n_features={self.n_features}, derivatives={self.has_derivatives})")

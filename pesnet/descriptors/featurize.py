@@ -1,0 +1,298 @@
+"""Featurize a dataset: ACSF values and derivatives of every configuration into a features file.
+
+Streams the dataset in chunks of configurations and flushes the output whenever the buffered
+derivative blocks pass a size limit, so memory stays bounded however large the dataset is.
+:func:`featurize_batch` is a pure function of a :class:`~pesnet.data.ConfigBatch`, the unit a
+scheduler (e.g. Dask) can fan out. The file layout is in :mod:`.features_file`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tomllib
+from pathlib import Path
+from typing import NamedTuple
+
+import h5py
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from pesnet import __version__
+from pesnet.data import Dataset, split_indices
+from pesnet.descriptors.acsf import ACSF
+from pesnet.descriptors.defaults import default_acsf
+from pesnet.descriptors.features_file import FORMAT_NAME, FORMAT_VERSION
+from pesnet.errors import InputError
+from pesnet.fileio import atomic_output, sha256_file
+
+_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+_FLUSH_FLOATS = 1 << 23  # buffered derivative floats (~32 MB in float32) before a flush
+
+
+class ChunkFeatures(NamedTuple):
+    """Features of a run of configurations (n_c configs, N_c atoms, M_c blocks, F features).
+
+    ``values`` (N_c, F); ``periodic`` (n_c,); ``block_counts`` (n_c,); ``centre``/``neighbour``
+    (M_c,) configuration-local atom indices; ``blocks`` (M_c, F, 3); ``strain``
+    (N_c, F, 3, 3). The derivative fields are ``None`` for values only.
+    """
+
+    values: np.ndarray
+    periodic: np.ndarray
+    block_counts: np.ndarray | None
+    centre: np.ndarray | None
+    neighbour: np.ndarray | None
+    blocks: np.ndarray | None
+    strain: np.ndarray | None
+
+
+def featurize_batch(acsf: ACSF, batch, derivatives: bool = True, source="dataset",
+                    dtype=np.float32) -> ChunkFeatures:
+    """ACSF of every configuration of a :class:`~pesnet.data.ConfigBatch`.
+
+    ``source`` names the dataset in error messages; ``dtype`` is that of blocks and strain.
+    """
+    values, periodic, counts, centre, neighbour, blocks, strain = [], [], [], [], [], [], []
+    for k in range(len(batch)):
+        a, b = batch.offsets[k], batch.offsets[k + 1]
+        atoms = Atoms(numbers=batch.numbers[a:b], positions=batch.positions[a:b],
+                      cell=batch.cell[k], pbc=batch.pbc[k])
+        result = acsf.compute(atoms, derivatives, where=(source, int(batch.indices[k])))
+        values.append(result.values)
+        periodic.append(bool(atoms.pbc.any()))
+        if derivatives:
+            counts.append(len(result.centres))
+            centre.append(result.centres)
+            neighbour.append(result.neighbours)
+            blocks.append(result.derivatives.astype(dtype, copy=False))
+            s = result.strain_derivatives
+            strain.append(np.zeros((b - a, acsf.n_features, 3, 3), dtype) if s is None
+                          else s.astype(dtype, copy=False))
+    F = acsf.n_features
+    cat = (lambda parts, shape, dt: np.concatenate(parts) if parts else np.zeros(shape, dt))
+    values = cat(values, (0, F), float)
+    periodic = np.array(periodic, bool)
+    if not derivatives:
+        return ChunkFeatures(values, periodic, None, None, None, None, None)
+    return ChunkFeatures(values, periodic, np.array(counts, np.int64),
+                         cat(centre, (0,), np.int64), cat(neighbour, (0,), np.int64),
+                         cat(blocks, (0, F, 3), dtype), cat(strain, (0, F, 3, 3), dtype))
+
+
+class _RunningStats:
+    """Mean and variance per feature, merged chunk by chunk (Chan et al.), for one element."""
+
+    def __init__(self, n_features: int):
+        self.count, self.mean, self.m2 = 0, np.zeros(n_features), np.zeros(n_features)
+
+    def update(self, rows: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        n, mean = len(rows), rows.mean(axis=0)
+        m2 = ((rows - mean) ** 2).sum(axis=0)
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2 + delta**2 * (self.count * n / total)
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / self.count) if self.count else np.zeros_like(self.mean)
+
+
+def _appendable(group, name, shape, dtype, chunk_rows, compress=True):
+    chunks = (chunk_rows,) + tuple(shape)
+    return group.create_dataset(name, (0,) + tuple(shape), dtype, maxshape=(None,) + tuple(shape),
+                                chunks=chunks, **(_COMPRESSION if compress else {}))
+
+
+def _append(dataset, rows) -> None:
+    n = dataset.shape[0]
+    dataset.resize(n + len(rows), axis=0)
+    dataset[n:] = rows
+
+
+class FeaturizeSummary(NamedTuple):
+    """What :func:`featurize` wrote: counts, features, derivative blocks, bytes, seconds."""
+
+    path: Path
+    n_configs: int
+    n_atoms: int
+    n_features: int
+    n_blocks: int
+    file_bytes: int
+    seconds: float
+
+    def format(self) -> str:
+        return (f"{self.path}: {self.n_configs} configurations, {self.n_atoms} atoms, "
+                f"{self.n_features} features, {self.n_blocks} derivative blocks, "
+                f"{self.file_bytes / 1e6:.1f} MB in {self.seconds:.1f} s")
+
+
+def load_descriptor_params(path) -> dict:
+    """Descriptor parameters from a JSON or TOML file (keys elements, cutoff, g2, g4, g5,
+    optional g3, angular_cutoff; or those under a ``descriptor`` table)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read descriptor parameters ({error.strerror})") from None
+    try:
+        params = json.loads(text) if path.suffix.lower() != ".toml" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
+        raise InputError(f"{path}: not valid {kind} ({error})") from None
+    if isinstance(params, dict) and isinstance(params.get("descriptor"), dict):
+        params = params["descriptor"]
+    try:
+        ACSF.from_params(params)
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from None
+    return params
+
+
+def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = True,
+              split=(0.8, 0.1, 0.1), seed: int = 0, derivative_dtype="float32",
+              chunk_size: int = 64, progress: bool = False) -> FeaturizeSummary:
+    """Compute the features of every configuration of ``dataset`` into ``output``.
+
+    ``acsf`` defaults to :func:`~pesnet.descriptors.defaults.default_acsf` of the dataset's
+    elements at 6 Å. Standardisation statistics are taken over the training part of
+    ``split_indices(n, split, seed)``. The output appears only when everything succeeded.
+    """
+    started = time.perf_counter()
+    dtype = np.dtype(derivative_dtype)
+    if dtype not in (np.float32, np.float64):
+        raise InputError(f"derivative dtype must be float32 or float64, got {derivative_dtype}")
+    dataset = Path(dataset)
+    with Dataset(dataset) as ds:
+        if acsf is None:
+            acsf = default_acsf(ds.elements or [1], 6.0)
+        n, F = len(ds), acsf.n_features
+        train = np.zeros(n, bool)
+        train[split_indices(n, split, seed).train] = True
+        stats = {z: _RunningStats(F) for z in acsf.elements}
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n, unit=" configs", desc="featurize", leave=False)
+        n_blocks = 0
+        try:
+            with atomic_output(output, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
+                out = _open_output(f, acsf, ds, derivatives, dtype)
+                buffer, buffered = [], 0
+                for batch in ds.iter_chunks(chunk_size):
+                    for k0 in range(len(batch)):
+                        one = _slice_batch(batch, k0)
+                        chunk = featurize_batch(acsf, one, derivatives, dataset, dtype)
+                        buffer.append((one, chunk))
+                        buffered += 0 if chunk.blocks is None else chunk.blocks.size
+                        if buffered >= _FLUSH_FLOATS:
+                            n_blocks += _flush(out, buffer, acsf, train, stats)
+                            buffer, buffered = [], 0
+                        if bar is not None:
+                            bar.update(1)
+                n_blocks += _flush(out, buffer, acsf, train, stats)
+                _finish(f, acsf, stats, dataset, split, seed, int(train.sum()))
+        finally:
+            if bar is not None:
+                bar.close()
+        n_atoms = ds.n_atoms_total
+    return FeaturizeSummary(Path(output), n, n_atoms, F, n_blocks, Path(output).stat().st_size,
+                            time.perf_counter() - started)
+
+
+def _slice_batch(batch, k):
+    """Configuration ``k`` of a ConfigBatch as a one-configuration ConfigBatch."""
+    a, b = batch.offsets[k], batch.offsets[k + 1]
+    per_atom = {"numbers", "positions", "forces"}
+    fields = {}
+    for name in batch._fields:
+        value = getattr(batch, name)
+        if name == "offsets":
+            fields[name] = np.array([0, b - a])
+        elif name in per_atom:
+            fields[name] = value[a:b]
+        else:
+            fields[name] = value[k : k + 1]
+    return type(batch)(**fields)
+
+
+def _open_output(f, acsf, ds, derivatives, dtype) -> dict:
+    F = acsf.n_features
+    out = {"offsets": f.create_dataset("offsets", data=ds.offsets.astype(np.int64))}
+    out["numbers"] = _appendable(f, "numbers", (), np.int16, 8192, compress=False)
+    out["periodic"] = _appendable(f, "periodic", (), bool, 1024, compress=False)
+    rows = max(16, (1 << 16) // (8 * F))
+    for z in acsf.elements:
+        group = f.create_group(f"elements/{chemical_symbols[z]}")
+        out[(z, "values")] = _appendable(group, "values", (F,), np.float64, rows)
+        out[(z, "atoms")] = _appendable(group, "atoms", (), np.int64, 8192, compress=False)
+        out[(z, "offsets")] = group.create_dataset(
+            "offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(1024,))
+    if derivatives:
+        g = f.create_group("derivatives")
+        block_rows = max(16, (1 << 16) // (dtype.itemsize * 3 * F))
+        out["block_offsets"] = g.create_dataset("offsets", data=np.zeros(1, np.int64),
+                                                maxshape=(None,), chunks=(1024,))
+        out["centre"] = _appendable(g, "centre", (), np.int32, 16384)
+        out["neighbour"] = _appendable(g, "neighbour", (), np.int32, 16384)
+        out["blocks"] = _appendable(g, "blocks", (F, 3), dtype, block_rows)
+        out["strain"] = _appendable(f, "strain", (F, 3, 3), dtype, max(4, block_rows // 3))
+    out["atoms_written"] = 0
+    return out
+
+
+def _flush(out, buffer, acsf, train, stats) -> int:
+    """Append buffered (one-configuration batch, ChunkFeatures) pairs; returns blocks written."""
+    if not buffer:
+        return 0
+    numbers = np.concatenate([one.numbers for one, _ in buffer])
+    values = np.concatenate([c.values for _, c in buffer])
+    counts = np.array([len(one.numbers) for one, _ in buffer])
+    config_of_atom = np.repeat(np.arange(len(buffer)), counts)
+    in_train = train[np.array([int(one.indices[0]) for one, _ in buffer])][config_of_atom]
+    rows = out["atoms_written"] + np.arange(len(numbers))
+    _append(out["numbers"], numbers.astype(np.int16))
+    _append(out["periodic"], np.concatenate([c.periodic for _, c in buffer]))
+    for z in acsf.elements:
+        mine = numbers == z
+        _append(out[(z, "values")], values[mine])
+        _append(out[(z, "atoms")], rows[mine])
+        offsets = out[(z, "offsets")]
+        per_config = np.bincount(config_of_atom[mine], minlength=len(buffer))
+        _append(offsets, offsets[-1] + np.cumsum(per_config))
+        stats[z].update(values[mine & in_train])
+    out["atoms_written"] += len(numbers)
+    if "blocks" not in out:
+        return 0
+    chunks = [c for _, c in buffer]
+    block_counts = np.concatenate([c.block_counts for c in chunks])
+    _append(out["block_offsets"], out["block_offsets"][-1] + np.cumsum(block_counts))
+    _append(out["centre"], np.concatenate([c.centre for c in chunks]).astype(np.int32))
+    _append(out["neighbour"], np.concatenate([c.neighbour for c in chunks]).astype(np.int32))
+    _append(out["blocks"], np.concatenate([c.blocks for c in chunks]))
+    _append(out["strain"], np.concatenate([c.strain for c in chunks]))
+    return int(block_counts.sum())
+
+
+def _finish(f, acsf, stats, dataset, split, seed, n_train) -> None:
+    for z in acsf.elements:
+        group = f[f"elements/{chemical_symbols[z]}"]
+        group.create_dataset("mean", data=stats[z].mean)
+        group.create_dataset("std", data=stats[z].std)
+        group.attrs["count"] = stats[z].count
+    f.attrs["format"] = FORMAT_NAME
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["descriptor"] = acsf.to_json()
+    f.attrs["labels"] = json.dumps(list(acsf.labels))
+    f.attrs["dataset"] = str(dataset)
+    f.attrs["dataset_sha256"] = sha256_file(dataset)
+    f.attrs["split"] = json.dumps({"fractions": list(map(float, split)), "seed": int(seed),
+                                   "n_train": n_train})
+    f.attrs["derivative_dtype"] = str(f["derivatives/blocks"].dtype) if "derivatives" in f else ""
+    f.attrs["pesnet_version"] = __version__
