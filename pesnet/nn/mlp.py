@@ -20,6 +20,8 @@ in, eV out). The backward passes live in :mod:`pesnet.nn.backprop`.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from pesnet.errors import InputError
@@ -153,6 +155,7 @@ class MLP:
     def _derived(self, params):
         new = object.__new__(MLP)
         new.__dict__.update(self.__dict__)
+        new.__dict__.pop("_scratch_store", None)
         new.params = params
         new.n_members = params.shape[0]
         new._bind()
@@ -278,14 +281,32 @@ class MLP:
         return cache
 
     def predict(self, x):
-        """Outputs of all members, (M, B, n_L), for x of shape (B, n_0) or (M, B, n_0)."""
+        """Outputs of all members, (M, B, n_L), for x of shape (B, n_0) or (M, B, n_0).
+
+        Hidden activations go to scratch buffers kept per thread and batch size: fresh arrays
+        of a few hundred kB come from mmap and page-fault on every call, which made an
+        8-member prediction on 100 rows ~60% slower. The returned array is always new.
+        """
         x = self._check_input(x)
+        bufs = self._scratch(x.shape[-2])
         a = x
-        for W, b, act in zip(self.weights, self.biases, self.activations):
-            z = np.matmul(a, W)
+        last = self.n_layers - 1
+        for l, (W, b, act) in enumerate(zip(self.weights, self.biases, self.activations)):
+            z = np.matmul(a, W, out=None if l == last else bufs[l])   # z_l = a_{l-1} W_l + b_l
             z += b[:, None, :]
-            a = act(z, out=z)
+            a = act(z, out=z)                                         # a_l = f_l(z_l)
         return a
+
+    def _scratch(self, batch):
+        key = (threading.get_ident(), batch)
+        store = self.__dict__.setdefault("_scratch_store", {})
+        bufs = store.get(key)
+        if bufs is None or bufs[0].shape[0] != self.n_members:
+            if len(store) >= 8:
+                store.clear()
+            bufs = [np.empty((self.n_members, batch, n), self.dtype) for n in self.sizes[1:-1]]
+            store[key] = bufs
+        return bufs
 
     __call__ = predict
 
