@@ -301,7 +301,7 @@ class MLP:
         key = (threading.get_ident(), batch)
         store = self.__dict__.setdefault("_scratch_store", {})
         bufs = store.get(key)
-        if bufs is None or bufs[0].shape[0] != self.n_members:
+        if bufs is None:
             if len(store) >= 8:
                 store.clear()
             bufs = [np.empty((self.n_members, batch, n), self.dtype) for n in self.sizes[1:-1]]
