@@ -1,0 +1,200 @@
+"""The Behler–Parrinello ensemble potential.
+
+    E = Σ_i E_i,   E_i = NN_{Z_i}((G_i − μ_{Z_i}) / s_{Z_i}) + e_{Z_i}
+
+one ensemble MLP per element Z on the standardised ACSF features G_i (scalers μ, s from the
+training split) plus a per-element reference energy e_Z (eV/atom, least squares on the training
+energies). Forces F = −∂E/∂r = −Jᵀ ∂E/∂G through the sparse descriptor Jacobian
+(:mod:`pesnet.potential.operators`); stress σ = (1/V) ∂E/∂ε through the strain derivatives.
+
+Predictions are the ensemble mean with the committee standard deviation (ddof = 1) as the
+uncertainty, scaled by calibration factors fitted on the validation split (raw spreads stay
+available).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from pesnet.errors import InputError
+from pesnet.potential.operators import ForceOperator, strain_gradient
+
+
+class MemberOutputs(NamedTuple):
+    """Every member's values for a batch (M members, n configurations, N atoms).
+
+    ``energy`` (M, n) eV; ``energies`` (M, N) eV per atom; ``forces`` (M, N, 3) eV/Å or None;
+    ``virial`` (M, n, 3, 3) = ∂E/∂ε in eV, or None (divide by the volume for the stress).
+    """
+
+    energy: np.ndarray
+    energies: np.ndarray
+    forces: np.ndarray | None
+    virial: np.ndarray | None
+
+
+class Prediction(NamedTuple):
+    """Ensemble predictions with uncertainty (n configurations, N atoms over all of them).
+
+    Means: ``energy`` (n,) eV, ``energies`` (N,) eV, ``forces`` (N, 3) eV/Å, ``stress`` (n, 6)
+    eV/Å³ in ASE's Voigt order (NaN rows for non-periodic structures) or None. ``*_std``: the
+    calibrated committee standard deviations of the same shapes; ``*_std_raw`` uncalibrated.
+    ``offsets`` (n + 1,) delimit each configuration's atoms; ``members`` holds every member's
+    values when asked for.
+    """
+
+    energy: np.ndarray
+    energy_std: np.ndarray
+    energies: np.ndarray
+    energies_std: np.ndarray
+    forces: np.ndarray | None
+    forces_std: np.ndarray | None
+    stress: np.ndarray | None
+    stress_std: np.ndarray | None
+    energy_std_raw: np.ndarray
+    forces_std_raw: np.ndarray | None
+    offsets: np.ndarray
+    members: MemberOutputs | None = None
+
+
+def _spread(values: np.ndarray) -> np.ndarray:
+    """Committee standard deviation over the member axis 0 (ddof = 1; zero for one member)."""
+    if values.shape[0] < 2:
+        return np.zeros(values.shape[1:])
+    return values.std(axis=0, ddof=1)
+
+
+_VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
+
+
+class Potential:
+    """An ensemble Behler–Parrinello potential (see the module doc).
+
+    ``descriptor``: :class:`~pesnet.descriptors.ACSF`; ``networks``: {Z: MLP with scalar output
+    and n_features inputs, all with the same number of members}; ``scalers``: {Z: (mean, scale)}
+    each (F,); ``reference_energies``: {Z: eV/atom}; ``calibration``: {"energy": s_E,
+    "forces": s_F} spread factors; ``metadata``: JSON-able training information.
+    """
+
+    def __init__(self, descriptor, networks, scalers, reference_energies, calibration=None,
+                 metadata=None):
+        self.descriptor = descriptor
+        self.networks = dict(networks)
+        self.scalers = {int(z): (np.asarray(m, float), np.asarray(s, float))
+                        for z, (m, s) in scalers.items()}
+        self.reference_energies = {int(z): float(e) for z, e in reference_energies.items()}
+        self.calibration = {"energy": 1.0, "forces": 1.0, **(calibration or {})}
+        self.metadata = dict(metadata or {})
+        elements = tuple(sorted(self.networks))
+        if elements != tuple(descriptor.elements):
+            raise InputError(f"networks for elements {elements} do not match the descriptor's "
+                             f"{tuple(descriptor.elements)}")
+        sizes = {net.n_members for net in self.networks.values()}
+        if len(sizes) != 1:
+            raise InputError(f"all element networks need the same ensemble size, got {sizes}")
+
+    @property
+    def elements(self) -> tuple[int, ...]:
+        return tuple(self.descriptor.elements)
+
+    @property
+    def n_members(self) -> int:
+        return next(iter(self.networks.values())).n_members
+
+    # -- evaluation on prepared features ------------------------------------------------
+    def evaluate(self, batch, forces: bool = True, virial: bool = False,
+                 operator: ForceOperator | None = None) -> MemberOutputs:
+        """Every member's energies (and forces, virial) for a standardised ``FeatureBatch``.
+
+        ``operator`` may pass a prebuilt :class:`ForceOperator` of the batch (training reuses
+        one per batch across epochs).
+        """
+        n_atoms = len(batch.numbers)
+        energies, g, _ = self.forward(batch, input_gradient=forces or virial)
+        energy = np.add.reduceat(energies, batch.offsets[:-1], axis=1)
+        f = w = None
+        if forces:
+            if operator is None:
+                operator = ForceOperator(batch.centres, batch.neighbours, batch.derivatives,
+                                         n_atoms)
+            f = operator.forces(g)
+        if virial:
+            w = strain_gradient(g, batch.strain, batch.offsets)
+        return MemberOutputs(energy, energies, f, w)
+
+    def forward(self, batch, input_gradient: bool = True):
+        """Per-atom energies (M, N) eV, ``g = ∂E/∂G`` (M, N, F) or None, and each element's
+        forward cache {Z: ForwardCache} (what training's backward passes need)."""
+        self._check_covered(batch)
+        n_atoms = len(batch.numbers)
+        m = self.n_members
+        energies = np.empty((m, n_atoms))
+        g = np.zeros((m, n_atoms, self.descriptor.n_features)) if input_gradient else None
+        caches = {}
+        for z, net in self.networks.items():
+            part = batch.elements.get(z)
+            if part is None or len(part.rows) == 0:
+                continue
+            cache = caches[z] = net.forward(part.values)
+            energies[:, part.rows] = cache.output[:, :, 0] + self.reference_energies[z]
+            if input_gradient:
+                g[:, part.rows] = net.input_gradient(cache)
+        return energies, g, caches
+
+    def _check_covered(self, batch) -> None:
+        known = np.isin(batch.numbers, self.elements)
+        if not known.all():
+            z = int(batch.numbers[~known][0])
+            raise InputError(f"the model has no network for element Z={z}")
+
+    # -- prediction on structures -------------------------------------------------------
+    def predict(self, atoms, forces: bool = True, stress: bool = False,
+                members: bool = False) -> Prediction:
+        """Predict ``atoms`` (an :class:`ase.Atoms` or a list of them); see :class:`Prediction`.
+
+        Stress is computed for periodic structures only (NaN rows otherwise).
+        """
+        from pesnet.potential.atoms_batch import batch_from_atoms
+
+        atoms_list = [atoms] if not isinstance(atoms, (list, tuple)) else list(atoms)
+        if not atoms_list:
+            raise InputError("nothing to predict: empty list of structures")
+        want_derivatives = forces or stress
+        batch = batch_from_atoms(self.descriptor, self.scalers, atoms_list, want_derivatives)
+        out = self.evaluate(batch, forces=forces, virial=stress)
+        return self.summarize(out, batch.offsets, atoms_list if stress else None, members)
+
+    def summarize(self, out: MemberOutputs, offsets, atoms_list=None,
+                  members: bool = False) -> Prediction:
+        """Ensemble means and (calibrated) spreads of :class:`MemberOutputs`."""
+        s_e, s_f = self.calibration["energy"], self.calibration["forces"]
+        energy_std_raw = _spread(out.energy)
+        forces_std_raw = None if out.forces is None else _spread(out.forces)
+        stress = stress_std = None
+        if out.virial is not None and atoms_list is not None:
+            volumes = np.array([a.get_volume() if np.any(a.pbc) else np.nan for a in atoms_list])
+            sigma = out.virial / volumes[None, :, None, None]
+            sigma = sigma[:, :, _VOIGT[0], _VOIGT[1]]
+            stress, stress_std = sigma.mean(axis=0), s_f * _spread(sigma)
+        return Prediction(
+            energy=out.energy.mean(axis=0),
+            energy_std=s_e * energy_std_raw,
+            energies=out.energies.mean(axis=0),
+            energies_std=s_e * _spread(out.energies),
+            forces=None if out.forces is None else out.forces.mean(axis=0),
+            forces_std=None if forces_std_raw is None else s_f * forces_std_raw,
+            stress=stress,
+            stress_std=stress_std,
+            energy_std_raw=energy_std_raw,
+            forces_std_raw=forces_std_raw,
+            offsets=np.asarray(offsets),
+            members=out if members else None,
+        )
+
+    def __repr__(self) -> str:
+        from ase.data import chemical_symbols
+
+        nets = ", ".join(f"{chemical_symbols[z]}: {net.sizes}" for z, net in self.networks.items())
+        return f"Potential(members={self.n_members}, networks={{{nets}}})"

@@ -1,0 +1,1 @@
+"""Fitting a :class:`~pesnet.potential.model.Potential` to energies and forces."""

@@ -1,0 +1,100 @@
+"""Training data in memory: features batches with their force operators and labels.
+
+Batches are composed once (a seeded shuffle of the training configurations cut into groups of
+``batch_size``) and kept for every epoch, so each batch's sparse Jacobian is built once; each
+epoch visits them in a fresh seeded order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from pesnet.data import Dataset, split_indices
+from pesnet.descriptors.features_file import FeaturesFile
+from pesnet.errors import InputError
+from pesnet.potential.operators import ForceOperator
+from pesnet.training.objective import PreparedBatch
+
+
+class Labels(NamedTuple):
+    """Reference labels of every configuration of a dataset (n configs, N atoms)."""
+
+    offsets: np.ndarray      # (n + 1,)
+    numbers: np.ndarray      # (N,)
+    energy: np.ndarray       # (n,) eV
+    has_energy: np.ndarray   # (n,)
+    forces: np.ndarray       # (N, 3) eV/Å
+    has_forces: np.ndarray   # (n,)
+    config_type: np.ndarray  # (n,) str
+
+    def subset(self, indices):
+        """Labels of configurations ``indices``: (energy, has_energy, forces, atom mask, n_atoms)."""
+        indices = np.asarray(indices)
+        counts = np.diff(self.offsets)[indices]
+        rows = np.concatenate([np.arange(self.offsets[k], self.offsets[k + 1]) for k in indices]) \
+            if len(indices) else np.zeros(0, int)
+        has_forces_atom = np.repeat(self.has_forces[indices], counts)
+        forces = np.where(has_forces_atom[:, None], self.forces[rows], 0.0)
+        return self.energy[indices], self.has_energy[indices], forces, has_forces_atom, counts
+
+
+def read_labels(dataset_path) -> Labels:
+    """All labels of the dataset at ``dataset_path``."""
+    with Dataset(dataset_path) as ds:
+        f = ds._file
+        forces = f["forces"][:]
+        return Labels(ds.offsets.copy(), f["numbers"][:].astype(np.int64), f["energy"][:],
+                      f["has_energy"][:], forces, f["has_forces"][:], ds.column("config_type"))
+
+
+def open_training_inputs(features_path, dataset_path=None):
+    """(FeaturesFile, Labels, Split, dataset path) with the split the features' statistics used.
+
+    The dataset defaults to the one recorded in the features file; its SHA-256 must match.
+    """
+    features = FeaturesFile(features_path)
+    recorded = features._file.attrs.get("dataset")
+    path = Path(dataset_path) if dataset_path else Path(str(recorded))
+    if not path.is_absolute() and dataset_path is None and not path.exists():
+        path = Path(features_path).parent / path
+    if not path.is_file():
+        features.close()
+        raise InputError(f"{features_path}: its dataset {path} is missing; pass --dataset")
+    features.check_dataset(path)
+    labels = read_labels(path)
+    if len(labels.offsets) - 1 != len(features):
+        features.close()
+        raise InputError(f"{features_path}: {len(features)} configurations but {path} has "
+                         f"{len(labels.offsets) - 1}")
+    split_info = features.split
+    split = split_indices(len(features), fractions=tuple(split_info["fractions"]),
+                          seed=int(split_info["seed"]))
+    return features, labels, split, path
+
+
+def prepare_batches(features: FeaturesFile, labels: Labels, indices, batch_size: int,
+                    n_members: int, seed: int, bootstrap_weights=None,
+                    forces: bool = True) -> list[PreparedBatch]:
+    """Cut ``indices`` (shuffled with ``seed``) into batches held in memory.
+
+    ``bootstrap_weights`` (M, len(indices)) per-member weights of each configuration in
+    ``indices`` order (None: ones).
+    """
+    indices = np.asarray(indices)
+    order = np.random.default_rng([seed, 7]).permutation(len(indices))
+    batches = []
+    for start in range(0, len(indices), batch_size):
+        pick = np.sort(order[start : start + batch_size])
+        config = indices[pick]
+        fb = features.read_batch(config, standardise=True, derivatives=forces)
+        energy, has_energy, f, has_f, counts = labels.subset(config)
+        operator = None
+        if forces and fb.derivatives is not None:
+            operator = ForceOperator(fb.centres, fb.neighbours, fb.derivatives, len(fb.numbers))
+        weights = (np.ones((n_members, len(config))) if bootstrap_weights is None
+                   else bootstrap_weights[:, pick])
+        batches.append(PreparedBatch(fb, operator, energy, f, has_energy, has_f, counts, weights))
+    return batches

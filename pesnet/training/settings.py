@@ -1,0 +1,77 @@
+"""Training settings: one validated dataclass, built from keyword arguments or a TOML table."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from pesnet.errors import InputError
+
+
+@dataclass
+class TrainSettings:
+    """How to fit a potential. Units: energies eV, forces eV/Å.
+
+    ``hidden`` widths of each element network's hidden layers; ``n_members`` ensemble size M,
+    members differing by ``seed`` (initialisation and Poisson-bootstrap weights when
+    ``bootstrap``); ``batch_size`` configurations per step; ``energy_weight`` multiplies the
+    mean (ΔE/N)² and ``force_weight`` the mean |ΔF|²/3; ``patience`` epochs without a better
+    validation loss retire a member (its best weights are kept); ``schedule`` of the learning
+    rate (``plateau`` watches each member's validation loss); ``clip_norm`` caps each member's
+    gradient norm; ``calibration`` (``nll`` or ``musil``) fits the spread scale on the
+    validation split; ``checkpoint_every`` epochs a checkpoint is written (0: only at the end).
+    """
+
+    hidden: tuple = (32, 32)
+    activation: str = "tanh"
+    n_members: int = 5
+    seed: int = 0
+    epochs: int = 300
+    batch_size: int = 4
+    optimizer: str = "adam"
+    learning_rate: float = 5e-3
+    schedule: dict = field(default_factory=lambda: {"name": "plateau", "factor": 0.5,
+                                                     "patience": 10, "min_factor": 0.01})
+    energy_weight: float = 1.0
+    force_weight: float = 0.1
+    bootstrap: bool = True
+    patience: int = 40
+    clip_norm: float = 100.0
+    calibration: str = "nll"
+    checkpoint_every: int = 10
+
+    def __post_init__(self):
+        self.hidden = tuple(int(h) for h in self.hidden)
+        checks = [
+            (all(h > 0 for h in self.hidden), "hidden widths must be positive"),
+            (self.n_members >= 1, "n_members must be at least 1"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.learning_rate > 0, "learning_rate must be positive"),
+            (self.energy_weight >= 0 and self.force_weight >= 0, "loss weights must be >= 0"),
+            (self.energy_weight + self.force_weight > 0, "at least one loss weight must be > 0"),
+            (self.patience >= 1, "patience must be at least 1"),
+            (self.calibration in ("nll", "musil"), "calibration must be 'nll' or 'musil'"),
+            (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(f"training settings: {message}")
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "training settings") -> "TrainSettings":
+        """Settings from a dict (e.g. a TOML table); unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(known))}")
+        try:
+            return cls(**values)
+        except TypeError as error:
+            raise InputError(f"{where}: {error}") from None
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["hidden"] = list(self.hidden)
+        return out

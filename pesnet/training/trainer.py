@@ -1,0 +1,252 @@
+"""Fitting an ensemble potential on energies and forces.
+
+``train_potential(features.h5, settings)`` builds one ensemble MLP per element, fits the
+reference energies by least squares on the training split, and runs mini-batch epochs over
+batches held in memory (:mod:`pesnet.training.data`) with the loss of
+:mod:`pesnet.training.objective`. Members differ by seed only: their initial weights and their
+Poisson(1) bootstrap weights on the training configurations. Every epoch ends with a
+validation pass; each member keeps its best weights and retires after ``patience`` epochs
+without improvement. Callbacks (progress display, MLflow) observe each epoch; the loop knows
+nothing about them. Checkpoints hold the complete state, so :func:`train_potential` with
+``resume=True`` continues a killed run to the same weights an uninterrupted run reaches.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from pesnet import __version__
+from pesnet.data.split import Split
+from pesnet.errors import InputError
+from pesnet.nn.initializers import BOOTSTRAP, member_rng
+from pesnet.nn.mlp import MLP
+from pesnet.nn.optimizers import clip_grad_norm, get_optimizer
+from pesnet.nn.schedules import get_schedule
+from pesnet.potential.calibration import fit_spread_scale
+from pesnet.potential.model import Potential
+from pesnet.potential.reference import element_counts, fit_reference_energies
+from pesnet.training import checkpoint as ckpt
+from pesnet.training.data import open_training_inputs, prepare_batches
+from pesnet.training.objective import LossWeights, batch_loss
+from pesnet.training.settings import TrainSettings
+
+
+class EpochRecord(NamedTuple):
+    """What callbacks receive after each epoch. Arrays have one entry per member (M,).
+
+    Energies are per atom (eV/atom), forces per component (eV/Å); ``val_*_ensemble`` are the
+    errors of the ensemble mean.
+    """
+
+    epoch: int
+    train_loss: np.ndarray
+    train_energy_rmse: np.ndarray
+    train_force_rmse: np.ndarray
+    val_loss: np.ndarray
+    val_energy_rmse: np.ndarray
+    val_force_rmse: np.ndarray
+    val_energy_mae_ensemble: float
+    val_force_mae_ensemble: float
+    learning_rate: np.ndarray
+    active: np.ndarray
+    seconds: float
+
+
+class TrainingResult(NamedTuple):
+    potential: Potential
+    history: list
+    split: Split
+    dataset_path: Path
+
+
+class _State:
+    """Everything that changes during training (and goes into a checkpoint)."""
+
+    def __init__(self, potential, optimizer, n_members):
+        self.epoch = -1  # last completed epoch
+        self.opt_state = {z: optimizer.init_state(net.params)
+                          for z, net in potential.networks.items()}
+        self.best_params = {z: net.params.copy() for z, net in potential.networks.items()}
+        self.best_loss = np.full(n_members, np.inf)
+        self.best_epoch = np.full(n_members, -1)
+        self.wait = np.zeros(n_members, dtype=int)
+        self.active = np.ones(n_members, dtype=bool)
+        self.history = []
+
+
+def _element_seed(seed: int, z: int) -> int:
+    return int(np.random.SeedSequence([int(seed), int(z)]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def build_potential(features, labels, split, settings: TrainSettings) -> Potential:
+    """An untrained potential: networks initialised from the seed, scalers from the features
+    file, reference energies fitted by least squares on the training split."""
+    elements = features.elements
+    counts = element_counts(labels.numbers, labels.offsets, elements)
+    train = split.train[labels.has_energy[split.train]]
+    if len(train) == 0:
+        raise InputError("no training configuration has an energy label")
+    reference = fit_reference_energies(counts[train], labels.energy[train])
+    stats = features.stats
+    networks = {
+        z: MLP((features.n_features, *settings.hidden, 1), settings.n_members,
+               activation=settings.activation, seed=_element_seed(settings.seed, z))
+        for z in elements
+    }
+    scalers = {z: (stats[z].mean, stats[z].scale) for z in elements}
+    return Potential(features.acsf, networks, scalers, dict(zip(elements, reference)))
+
+
+def _bootstrap(settings: TrainSettings, n_train: int) -> np.ndarray | None:
+    if not settings.bootstrap or settings.n_members == 1:
+        return None
+    return np.stack([member_rng(settings.seed, m, BOOTSTRAP).poisson(1.0, n_train)
+                     for m in range(settings.n_members)]).astype(float)
+
+
+def _pass(potential, batches, weights, optimizer=None, state=None, lr=None, clip=None,
+          order=None):
+    """One pass over ``batches`` (training when ``optimizer`` is given). Returns per-member
+    (loss, energy RMSE, force RMSE) and the ensemble-mean MAEs."""
+    m = potential.n_members
+    loss = np.zeros(m)
+    e_sq, f_sq = np.zeros(m), np.zeros(m)
+    n_e = n_f = 0
+    e_abs_mean = f_abs_mean = 0.0
+    order = range(len(batches)) if order is None else order
+    for k in order:
+        batch = batches[k]
+        result = batch_loss(potential, batch, weights, gradients=optimizer is not None)
+        loss += result.loss
+        e_sq += result.energy_sq
+        f_sq += result.force_sq
+        n_e += result.n_energy
+        n_f += result.n_force
+        if optimizer is not None:
+            for z, grad in result.grads.items():
+                if clip:
+                    clip_grad_norm(grad, clip)
+                net = potential.networks[z]
+                optimizer.step(net.params, grad, lr, state.opt_state[z], np.empty_like(grad))
+    n_batches = max(len(order) if hasattr(order, "__len__") else len(batches), 1)
+    return (loss / n_batches, np.sqrt(e_sq / max(n_e, 1)), np.sqrt(f_sq / max(n_f, 1)))
+
+
+def _ensemble_errors(potential, batches):
+    """Validation errors of the ensemble mean: energy per atom and force components."""
+    e_err, f_err, e_std, f_std, n_members = [], [], [], [], potential.n_members
+    for batch in batches:
+        out = potential.evaluate(batch.features, forces=batch.operator is not None,
+                                 operator=batch.operator)
+        de = (out.energy.mean(axis=0) - batch.energy) / batch.n_atoms
+        e_err.append(de[batch.has_energy])
+        e_std.append((out.energy.std(axis=0, ddof=1) / batch.n_atoms)[batch.has_energy]
+                     if n_members > 1 else np.zeros(int(batch.has_energy.sum())))
+        if out.forces is not None:
+            f_err.append((out.forces.mean(axis=0) - batch.forces)[batch.has_forces].ravel())
+            f_std.append((out.forces.std(axis=0, ddof=1) if n_members > 1
+                          else np.zeros_like(out.forces[0]))[batch.has_forces].ravel())
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
+    return cat(e_err), cat(f_err), cat(e_std), cat(f_std)
+
+
+def train_potential(features_path, settings: TrainSettings | None = None, dataset_path=None,
+                    callbacks=(), checkpoint_path=None, resume: bool = False) -> TrainingResult:
+    """Fit an ensemble potential (see the module doc); returns the trained, calibrated model."""
+    settings = settings or TrainSettings()
+    features, labels, split, dataset_path = open_training_inputs(features_path, dataset_path)
+    use_forces = settings.force_weight > 0
+    if use_forces and not features.has_derivatives:
+        features.close()
+        raise InputError(f"{features_path}: has no derivatives (featurized with "
+                         f"--no-derivatives); set force_weight = 0 or featurize again")
+    if len(split.validation) == 0:
+        features.close()
+        raise InputError("the validation split is empty; early stopping and calibration need it")
+    with features:
+        potential = build_potential(features, labels, split, settings)
+        bootstrap = _bootstrap(settings, len(split.train))
+        train = prepare_batches(features, labels, split.train, settings.batch_size,
+                                settings.n_members, settings.seed, bootstrap, use_forces)
+        val = prepare_batches(features, labels, split.validation, max(settings.batch_size, 16),
+                              settings.n_members, settings.seed, None, use_forces)
+    optimizer = get_optimizer(settings.optimizer, learning_rate=settings.learning_rate)
+    schedule = get_schedule(settings.schedule)
+    schedule.reset(settings.n_members)
+    state = _State(potential, optimizer, settings.n_members)
+    if resume:
+        if checkpoint_path is None or not Path(checkpoint_path).is_file():
+            raise InputError(f"cannot resume: no checkpoint at {checkpoint_path}")
+        ckpt.restore(checkpoint_path, potential, state, schedule, settings)
+    weights = LossWeights(settings.energy_weight, settings.force_weight)
+    for callback in callbacks:
+        getattr(callback, "on_train_begin", lambda **kw: None)(
+            settings=settings, n_train=len(split.train), n_validation=len(split.validation),
+            n_test=len(split.test), start_epoch=state.epoch + 1)
+
+    for epoch in range(state.epoch + 1, settings.epochs):
+        if not state.active.any():
+            break
+        started = time.perf_counter()
+        factors = schedule.factors(epoch) * state.active
+        lr = (optimizer.learning_rate * factors)[:, None]
+        order = np.random.default_rng([settings.seed, epoch]).permutation(len(train))
+        t_loss, t_e, t_f = _pass(potential, train, weights, optimizer, state, lr,
+                                 settings.clip_norm, order)
+        v_loss, v_e, v_f = _pass(potential, val, weights)
+        e_err, f_err, _, _ = _ensemble_errors(potential, val)
+        schedule.observe(v_loss)
+        improved = state.active & (v_loss < state.best_loss)
+        state.best_loss[improved] = v_loss[improved]
+        state.best_epoch[improved] = epoch
+        state.wait[improved] = 0
+        state.wait[state.active & ~improved] += 1
+        for z, net in potential.networks.items():
+            state.best_params[z][improved] = net.params[improved]
+        state.active &= state.wait < settings.patience
+        state.epoch = epoch
+        record = EpochRecord(
+            epoch, t_loss, t_e, t_f, v_loss, v_e, v_f,
+            float(np.mean(np.abs(e_err))) if len(e_err) else float("nan"),
+            float(np.mean(np.abs(f_err))) if len(f_err) else float("nan"),
+            lr[:, 0].copy(), state.active.copy(), time.perf_counter() - started)
+        state.history.append(record)
+        for callback in callbacks:
+            getattr(callback, "on_epoch_end", lambda record: None)(record)
+        if checkpoint_path and settings.checkpoint_every and (epoch + 1) % settings.checkpoint_every == 0:
+            ckpt.save(checkpoint_path, potential, state, schedule, settings)
+
+    # best weights, then calibrate the spread on the validation split
+    for z, net in potential.networks.items():
+        net.params[...] = state.best_params[z]
+    e_err, f_err, e_std, f_std = _ensemble_errors(potential, val)
+    m = settings.n_members
+    calibration = {"energy": 1.0, "forces": 1.0}
+    if m > 1:
+        calibration = {
+            "energy": fit_spread_scale(e_err, e_std, settings.calibration, m),
+            "forces": fit_spread_scale(f_err, f_std, settings.calibration, m) if len(f_err) else 1.0,
+        }
+    potential.calibration = calibration
+    potential.metadata = {
+        "pesnet_version": __version__,
+        "settings": settings.to_dict(),
+        "seeds": {"ensemble": settings.seed,
+                  "elements": {str(z): _element_seed(settings.seed, z) for z in potential.elements}},
+        "split": {"fractions": list(features.split["fractions"]), "seed": int(features.split["seed"]),
+                  "n_train": len(split.train), "n_validation": len(split.validation),
+                  "n_test": len(split.test)},
+        "dataset_sha256": features.dataset_sha256,
+        "best_epoch": state.best_epoch.tolist(),
+        "best_validation_loss": state.best_loss.tolist(),
+        "epochs_run": state.epoch + 1,
+    }
+    if checkpoint_path:
+        ckpt.save(checkpoint_path, potential, state, schedule, settings)
+    for callback in callbacks:
+        getattr(callback, "on_train_end", lambda potential, history: None)(potential, state.history)
+    return TrainingResult(potential, state.history, split, dataset_path)
