@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
-from pesnet.descriptors.angular import angular_terms
+from pesnet.descriptors.angular import angular_terms, plan_angular
 from pesnet.descriptors.derivatives import bond_to_blocks, strain_from_bonds
 from pesnet.descriptors.radial import radial_terms
 from pesnet.errors import ConfigurationError, InputError
@@ -143,6 +143,10 @@ class ACSF:
         self._pair_index = pair
         self._angular_columns = (n_el * self.n_radial + pair[..., None] * self.n_angular
                                  + np.arange(self.n_angular))
+        self._labels = self._make_labels()
+        self._angular_plan = plan_angular(self.g4, self.g5)
+        s_, t_ = np.triu_indices(n_el)
+        self._pairs = (s_, t_, self._angular_columns[s_, t_].reshape(-1))
 
     # -- parameters and labels ----------------------------------------------------------
     @property
@@ -196,6 +200,9 @@ class ACSF:
     @property
     def labels(self) -> tuple[str, ...]:
         """One readable label per column, e.g. ``G2[O](eta=0.5,Rs=1)``, ``G4[H,O](...)``."""
+        return self._labels
+
+    def _make_labels(self) -> tuple[str, ...]:
         labels = []
         for z in self.elements:
             s = chemical_symbols[z]
@@ -216,7 +223,8 @@ class ACSF:
     def element_indices(self, numbers, where=("<atoms>", None)) -> np.ndarray:
         """Index of each atomic number in :attr:`elements`; a clear error for any other.
 
-        ``where`` = (file or description, configuration index) for the error message.
+        ``where`` = (file or description, configuration index) for the error message, or a
+        function returning it.
         """
         numbers = np.asarray(numbers, dtype=np.int64)
         index = np.full(len(numbers), -1)
@@ -227,6 +235,7 @@ class ACSF:
             names = ", ".join(f"{chemical_symbols[z] if 0 < z < len(chemical_symbols) else '?'}"
                               f" (Z={z})" for z in bad)
             have = ", ".join(chemical_symbols[z] for z in self.elements)
+            where = where() if callable(where) else where
             raise ConfigurationError(
                 where[0], where[1],
                 f"element {names} is not among the descriptor's elements ({have})")
@@ -240,7 +249,8 @@ class ACSF:
         error messages; by default ``atoms.info["dataset_index"]`` if present.
         """
         if where is None:
-            where = (f"Atoms({atoms.get_chemical_formula()})", atoms.info.get("dataset_index"))
+            where = lambda: (f"Atoms({atoms.get_chemical_formula()})",  # noqa: E731
+                             atoms.info.get("dataset_index"))
         element = self.element_indices(atoms.numbers, where)
         n_atoms, n_el = len(atoms), len(self.elements)
         i, j, d, D = neighbour_list("ijdD", atoms, self.cutoff)
@@ -262,12 +272,12 @@ class ACSF:
             angular_bonds = slice(None)
         ang, ang_grad = angular_terms(
             i[angular_bonds], D[angular_bonds], d[angular_bonds], el_j[angular_bonds],
-            n_atoms, n_el, self.angular_cutoff, self.g4, self.g5, derivatives)
+            n_atoms, n_el, self.angular_cutoff, self.g4, self.g5, derivatives,
+            self._angular_plan)
         if self.n_angular:
-            s, t = np.triu_indices(n_el)
-            columns = self._angular_columns[s, t].reshape(-1)
+            s, t, columns = self._pairs
             values[:, columns] = ang[:, s, t].reshape(n_atoms, len(columns))
-        labels = self.labels
+        labels = self._labels
         if not derivatives:
             return ACSFResult(values, labels)
 
