@@ -139,6 +139,10 @@ class Adam(Optimizer):
         return state
 
     def step(self, params, grads, lr, state, tmp):
+        # Stored moments are rescaled, m' = m/(1-β1) and s' = s/(1-β2), which saves three
+        # passes over (M, P) per step:  m' ← β1 m' + g,  s' ← β2 s' + g², and with
+        # c = √(1-β2)/√(1-β2^t):   Δθ = -[η (1-β1)/((1-β1^t) c)] m' / (√s' + ε/c),
+        # algebraically the Adam update of the module docstring.
         b1, b2 = self.beta1, self.beta2
         if self.decoupled and self.weight_decay:
             params *= 1 - lr * self.weight_decay            # θ ← θ - η λ θ  (AdamW)
@@ -147,19 +151,15 @@ class Adam(Optimizer):
         t = state["t"]
         t += 1
         m, s = state["m"], state["s"]
-        m *= b1                                             # m ← β1 m + (1-β1) g
-        np.multiply(grads, 1 - b1, out=tmp)
-        m += tmp
-        s *= b2                                             # s ← β2 s + (1-β2) g²
-        np.multiply(grads, grads, out=tmp)
-        tmp *= 1 - b2
+        m *= b1                                             # m' ← β1 m' + g
+        m += grads
+        np.multiply(grads, grads, out=tmp)                  # s' ← β2 s' + g²
+        s *= b2
         s += tmp
-        # θ ← θ - [η/(1-β1^t)] m / (√s/√(1-β2^t) + ε)       (per-member factors, (M, 1))
-        step_size = lr / (1 - b1 ** t)
-        inv_bc2 = 1 / np.sqrt(1 - b2 ** t)
+        c = np.sqrt((1 - b2) / (1 - b2 ** t))               # per member, (M, 1)
+        step_size = lr * ((1 - b1) / (1 - b1 ** t)) / c
         np.sqrt(s, out=tmp)
-        tmp *= inv_bc2
-        tmp += self.eps
+        tmp += self.eps / c
         np.divide(m, tmp, out=tmp)
         tmp *= step_size
         params -= tmp
