@@ -12,27 +12,6 @@ from pesnet.training.trainer import train_potential
 from pesnet.errors import InputError
 
 
-@pytest.fixture(scope="module")
-def cu_features(tmp_path_factory):
-    """A ~40-configuration Cu EMT dataset and its features (made once for this module)."""
-    import ase.io
-
-    from pesnet.data.calculators import make_calculator
-    from pesnet.data.ingest import ingest
-    from pesnet.data.recipes import run_recipe
-    from pesnet.descriptors import ACSF
-    from pesnet.descriptors.featurize import featurize
-
-    root = tmp_path_factory.mktemp("cu")
-    frames = list(run_recipe("cu-fcc", make_calculator("emt"), seed=5, scale=0.05))
-    ase.io.write(root / "cu.extxyz", frames)
-    ingest([root / "cu.extxyz"], root / "cu.h5")
-    acsf = ACSF(["Cu"], cutoff=4.5, g2=[(0.5, 2.5), (1.0, 3.0), (1.0, 3.8), (0.3, 0.0)],
-                g4=[(0.05, 1.0, 1.0), (0.05, 1.0, -1.0), (0.05, 4.0, 1.0)])
-    featurize(root / "cu.h5", root / "features.h5", acsf=acsf, progress=False)
-    return root
-
-
 SMALL = dict(hidden=(8, 8), n_members=3, epochs=12, batch_size=4, seed=3, patience=50)
 
 

@@ -21,6 +21,9 @@ COMMAND_MODULES = [
     "pesnet.cli.ingest",
     "pesnet.cli.info",
     "pesnet.cli.featurize",
+    "pesnet.cli.train",
+    "pesnet.cli.evaluate",
+    "pesnet.cli.predict",
 ]
 
 

@@ -29,7 +29,7 @@ class LabelKeys:
     stress: str | None = None
 
 
-def _check_readable(path: Path) -> None:
+def check_readable(path: Path) -> None:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
@@ -115,7 +115,7 @@ def extract_labels(atoms, keys: LabelKeys, path, index):
     return energy, forces, stress
 
 
-def _iter_configurations(path: Path, fmt: str, index: str):
+def iter_configurations(path: Path, fmt: str, index: str):
     """Yield ``(k, atoms)``, turning any reader failure into a :class:`ConfigurationError`."""
     import ase.io
 
@@ -162,7 +162,7 @@ def ingest(
         raise InputError(f"invalid --index {index!r}: use ASE's syntax, e.g. ':', '-1', '::10'") from None
     output = Path(output)
     for path in inputs:
-        _check_readable(path)
+        check_readable(path)
         if path.resolve() == output.resolve():
             raise InputError(f"{path}: the output file must differ from every input")
     formats = [resolve_format(path, fmt) for path in inputs]
@@ -178,7 +178,7 @@ def ingest(
             for path, path_format in zip(inputs, formats):
                 source = writer.add_source(path, sha256_file(path), path_format, index)
                 n_here = 0
-                for k, atoms in _iter_configurations(path, path_format, index):
+                for k, atoms in iter_configurations(path, path_format, index):
                     energy, forces, stress = extract_labels(atoms, keys, path, k)
                     validate_configuration(
                         atoms, energy, forces, stress, path, k,
