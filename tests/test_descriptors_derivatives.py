@@ -89,3 +89,23 @@ def test_values_only_result_has_no_derivatives():
     assert result.derivatives is None and result.centres is None
     with pytest.raises(ValueError, match="no derivatives"):
         result.dense_derivatives()
+
+
+def test_compute_many_equals_compute_one_by_one():
+    frames = [molecule("CH3CH2OH"), random_molecular_box("HHCO", box=5.0, seed=5),
+              Atoms("O"), molecule("H2O")]
+    frames[0].rattle(0.05, seed=6)
+    acsf = ACSF(["H", "C", "O"], 4.0, g2=G2, g4=G4, g5=G5)
+    many = acsf.compute_many(frames, derivatives=True)
+    for atoms, got in zip(frames, many):
+        one = acsf.compute(atoms, derivatives=True)
+        np.testing.assert_allclose(got.values, one.values, rtol=1e-13, atol=1e-15)
+        np.testing.assert_array_equal(got.centres, one.centres)
+        np.testing.assert_array_equal(got.neighbours, one.neighbours)
+        np.testing.assert_allclose(got.derivatives, one.derivatives, rtol=1e-12, atol=1e-14)
+        if atoms.pbc.any():
+            np.testing.assert_allclose(got.strain_derivatives, one.strain_derivatives,
+                                       rtol=1e-12, atol=1e-14)
+        else:
+            assert got.strain_derivatives is None and one.strain_derivatives is None
+    assert acsf.compute_many([]) == []

@@ -248,17 +248,55 @@ class ACSF:
         drift apart. ``where`` = (file, configuration index) names the configuration in
         error messages; by default ``atoms.info["dataset_index"]`` if present.
         """
-        if where is None:
-            where = lambda: (f"Atoms({atoms.get_chemical_formula()})",  # noqa: E731
-                             atoms.info.get("dataset_index"))
-        element = self.element_indices(atoms.numbers, where)
-        n_atoms, n_el = len(atoms), len(self.elements)
-        i, j, d, D = neighbour_list("ijdD", atoms, self.cutoff)
-        if len(i) and (np.diff(i) < 0).any():
-            order = np.argsort(i, kind="stable")
-            i, j, d, D = i[order], j[order], d[order], D[order]
-        el_j = element[j]
+        return self.compute_many([atoms], derivatives, None if where is None else [where])[0]
 
+    def compute_many(self, frames, derivatives: bool = False, where=None) -> list[ACSFResult]:
+        """:meth:`compute` of several configurations in one vectorised pass.
+
+        The neighbour list is built per configuration; everything after it runs once over
+        the bonds of all of them, which amortises NumPy's per-call overhead over many small
+        molecules. ``where``: one (file, index) per configuration, or ``None``.
+        """
+        counts = np.array([len(atoms) for atoms in frames], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        element, bonds = [], []
+        for k, atoms in enumerate(frames):
+            here = where[k] if where is not None else (
+                lambda atoms=atoms: (f"Atoms({atoms.get_chemical_formula()})",
+                                     atoms.info.get("dataset_index")))
+            element.append(self.element_indices(atoms.numbers, here))
+            i, j, d, D = neighbour_list("ijdD", atoms, self.cutoff)
+            if len(i) and (np.diff(i) < 0).any():
+                order = np.argsort(i, kind="stable")
+                i, j, d, D = i[order], j[order], d[order], D[order]
+            bonds.append((i + offsets[k], j + offsets[k], d, D))
+        element = np.concatenate(element) if frames else np.zeros(0, np.int64)
+        if bonds:
+            i, j, d, D = (np.concatenate(parts) for parts in zip(*bonds))
+        else:
+            i = j = np.zeros(0, np.int64)
+            d, D = np.zeros(0), np.zeros((0, 3))
+        values, bond_grad = self._from_bonds(int(offsets[-1]), element, i, j, d, D,
+                                             derivatives)
+        if not derivatives:
+            return [ACSFResult(values[a:b], self._labels) for a, b in zip(offsets, offsets[1:])]
+        n_total = int(offsets[-1])
+        centres, neighbours, blocks = bond_to_blocks(i, j, bond_grad, n_total)
+        periodic = [bool(atoms.pbc.any()) for atoms in frames]
+        strain = strain_from_bonds(i, D, bond_grad, n_total) if any(periodic) else None
+        cuts = np.searchsorted(centres, offsets)
+        results = []
+        for k, (a, b) in enumerate(zip(offsets, offsets[1:])):
+            span = slice(cuts[k], cuts[k + 1])
+            results.append(ACSFResult(
+                values[a:b], self._labels, centres[span] - a, neighbours[span] - a,
+                blocks[span], strain[a:b] if periodic[k] else None))
+        return results
+
+    def _from_bonds(self, n_atoms, element, i, j, d, D, derivatives):
+        """Values (n_atoms, F) and, if asked, bond gradients ∂G_i/∂D_b (n_bonds, F, 3)."""
+        n_el = len(self.elements)
+        el_j = element[j]
         rad, d_rad = radial_terms(d, self.cutoff, self.g2, self.g3, derivatives)
         values = np.zeros((n_atoms, self.n_features))
         key = i * n_el + el_j
@@ -277,10 +315,8 @@ class ACSF:
         if self.n_angular:
             s, t, columns = self._pairs
             values[:, columns] = ang[:, s, t].reshape(n_atoms, len(columns))
-        labels = self._labels
         if not derivatives:
-            return ACSFResult(values, labels)
-
+            return values, None
         # Gradient of the centre's features with respect to each bond vector D = r_j - r_i.
         bond_grad = np.zeros((len(d), self.n_features, 3))
         unit = D / d[:, None]
@@ -290,6 +326,4 @@ class ACSF:
             idx = np.arange(len(d))[angular_bonds]
             columns = self._angular_columns[el_j[idx]]          # (L, n_el, n_angular)
             bond_grad[idx[:, None, None], columns] = ang_grad
-        centres, neighbours, blocks = bond_to_blocks(i, j, bond_grad, n_atoms)
-        strain = strain_from_bonds(i, D, bond_grad, n_atoms) if atoms.pbc.any() else None
-        return ACSFResult(values, labels, centres, neighbours, blocks, strain)
+        return values, bond_grad

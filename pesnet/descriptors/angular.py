@@ -118,6 +118,13 @@ def _centre_blocks(counts: np.ndarray, n_stack: int):
         start += size
 
 
+def _combine(coef: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Σ_k coef[f, k] Y[b, k, ...] -> (B, n_features, ...), as one matrix product."""
+    B, n_k = Y.shape[:2]
+    out = np.matmul(coef, Y.reshape(B, n_k, -1))
+    return out.reshape((B, len(coef)) + Y.shape[2:])
+
+
 def _fill(out: np.ndarray, factor, matrix: np.ndarray) -> None:
     if factor is None:
         np.copyto(out, matrix)
@@ -237,19 +244,22 @@ def angular_terms(centre, D, r, element, n_atoms: int, n_elements: int, cutoff: 
                 Q[..., 1:] = qe[..., None] * Dp[:, :, None, :]
             Y = np.matmul(X.reshape(B, -1, m), Q.reshape(B, m, -1))
             Y = Y.reshape(B, len(parts), m, n_elements, n_rhs)
-            V = np.einsum("fk,bkjt->bfjt", group.value_coef, Y[:, :n_value, :, :, 0])
-            block_values = np.einsum("bjs,bfjt->bstf", qe, V) * pair_weight
+            V = _combine(group.value_coef, Y[:, :n_value, :, :, 0])      # (B, nf, m, n_el)
+            # Σ_j q_j [el_j = s] V[f, j, t] as one batched product -> (B, s, t, f)
+            nf = len(group.columns)
+            block_values = np.matmul(qe.transpose(0, 2, 1),
+                                     V.transpose(0, 2, 1, 3).reshape(B, m, nf * n_elements))
+            block_values = block_values.reshape(B, n_elements, nf, n_elements)
+            block_values = block_values.transpose(0, 1, 3, 2) * pair_weight
             values[np.ix_(centres, every, every, group.columns)] = block_values
             if not derivatives:
                 continue
             Dj = Dp[:, None, :, None, :]                                 # (B, 1, m, 1, 3)
-            T1 = np.einsum("fk,bkjtx->bfjtx", group.slope_coef,
-                           Y[:, n_value : n_value + n_slope, :, :, 1:])
+            T1 = _combine(group.slope_coef, Y[:, n_value : n_value + n_slope, :, :, 1:])
             grad = T1 - Dj * (np.sum(Dj * T1, axis=-1, keepdims=True)
                               * (inv_r * inv_r)[:, None, :, None, None])
             if dP_r is not None:
-                T34 = np.einsum("fk,bkjtx->bfjtx", group.value_coef,
-                                Y[:, n_value + n_slope :])
+                T34 = _combine(group.value_coef, Y[:, n_value + n_slope :])
                 grad += Dj * T34[..., :1] - T34[..., 1:]
             grad *= q[:, None, :, None, None]
             dq = radial * (df - 2.0 * group.eta * rp * f) * valid * inv_r

@@ -29,6 +29,7 @@ from pesnet.fileio import atomic_output, sha256_file
 
 _COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 _FLUSH_FLOATS = 1 << 23  # buffered derivative floats (~32 MB in float32) before a flush
+_PASS_ATOMS = 512  # atoms computed in one vectorised pass (compute_many)
 
 
 class ChunkFeatures(NamedTuple):
@@ -55,11 +56,11 @@ def featurize_batch(acsf: ACSF, batch, derivatives: bool = True, source="dataset
     ``source`` names the dataset in error messages; ``dtype`` is that of blocks and strain.
     """
     values, periodic, counts, centre, neighbour, blocks, strain = [], [], [], [], [], [], []
-    for k in range(len(batch)):
-        a, b = batch.offsets[k], batch.offsets[k + 1]
-        atoms = Atoms(numbers=batch.numbers[a:b], positions=batch.positions[a:b],
-                      cell=batch.cell[k], pbc=batch.pbc[k])
-        result = acsf.compute(atoms, derivatives, where=(source, int(batch.indices[k])))
+    frames = [Atoms(numbers=batch.numbers[a:b], positions=batch.positions[a:b],
+                    cell=batch.cell[k], pbc=batch.pbc[k])
+              for k, (a, b) in enumerate(zip(batch.offsets, batch.offsets[1:]))]
+    where = [(source, int(index)) for index in batch.indices]
+    for atoms, result in zip(frames, acsf.compute_many(frames, derivatives, where)):
         values.append(result.values)
         periodic.append(bool(atoms.pbc.any()))
         if derivatives:
@@ -68,7 +69,7 @@ def featurize_batch(acsf: ACSF, batch, derivatives: bool = True, source="dataset
             neighbour.append(result.neighbours)
             blocks.append(result.derivatives.astype(dtype, copy=False))
             s = result.strain_derivatives
-            strain.append(np.zeros((b - a, acsf.n_features, 3, 3), dtype) if s is None
+            strain.append(np.zeros((len(atoms), acsf.n_features, 3, 3), dtype) if s is None
                           else s.astype(dtype, copy=False))
     F = acsf.n_features
     cat = (lambda parts, shape, dt: np.concatenate(parts) if parts else np.zeros(shape, dt))
@@ -186,16 +187,16 @@ def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = Tru
                 out = _open_output(f, acsf, ds, derivatives, dtype)
                 buffer, buffered = [], 0
                 for batch in ds.iter_chunks(chunk_size):
-                    for k0 in range(len(batch)):
-                        one = _slice_batch(batch, k0)
-                        chunk = featurize_batch(acsf, one, derivatives, dataset, dtype)
-                        buffer.append((one, chunk))
+                    for k0, k1 in _passes(batch.offsets, _PASS_ATOMS):
+                        part = _slice_batch(batch, k0, k1)
+                        chunk = featurize_batch(acsf, part, derivatives, dataset, dtype)
+                        buffer.append((part, chunk))
                         buffered += 0 if chunk.blocks is None else chunk.blocks.size
                         if buffered >= _FLUSH_FLOATS:
                             n_blocks += _flush(out, buffer, acsf, train, stats)
                             buffer, buffered = [], 0
                         if bar is not None:
-                            bar.update(1)
+                            bar.update(k1 - k0)
                 n_blocks += _flush(out, buffer, acsf, train, stats)
                 _finish(f, acsf, stats, dataset, split, seed, int(train.sum()))
         finally:
@@ -206,19 +207,30 @@ def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = Tru
                             time.perf_counter() - started)
 
 
-def _slice_batch(batch, k):
-    """Configuration ``k`` of a ConfigBatch as a one-configuration ConfigBatch."""
-    a, b = batch.offsets[k], batch.offsets[k + 1]
+def _passes(offsets: np.ndarray, max_atoms: int):
+    """Split a batch's configurations into runs (k0, k1) of at most ``max_atoms`` atoms (at
+    least one configuration each)."""
+    k0, n = 0, len(offsets) - 1
+    while k0 < n:
+        k1 = max(k0 + 1, int(np.searchsorted(offsets, offsets[k0] + max_atoms, "right")) - 1)
+        k1 = min(k1, n)
+        yield k0, k1
+        k0 = k1
+
+
+def _slice_batch(batch, k0, k1):
+    """Configurations k0:k1 of a ConfigBatch as a ConfigBatch."""
+    a, b = batch.offsets[k0], batch.offsets[k1]
     per_atom = {"numbers", "positions", "forces"}
     fields = {}
     for name in batch._fields:
         value = getattr(batch, name)
         if name == "offsets":
-            fields[name] = np.array([0, b - a])
+            fields[name] = value[k0 : k1 + 1] - a
         elif name in per_atom:
             fields[name] = value[a:b]
         else:
-            fields[name] = value[k : k + 1]
+            fields[name] = value[k0:k1]
     return type(batch)(**fields)
 
 
@@ -248,14 +260,15 @@ def _open_output(f, acsf, ds, derivatives, dtype) -> dict:
 
 
 def _flush(out, buffer, acsf, train, stats) -> int:
-    """Append buffered (one-configuration batch, ChunkFeatures) pairs; returns blocks written."""
+    """Append buffered (ConfigBatch, ChunkFeatures) pairs; returns derivative blocks written."""
     if not buffer:
         return 0
-    numbers = np.concatenate([one.numbers for one, _ in buffer])
+    numbers = np.concatenate([part.numbers for part, _ in buffer])
     values = np.concatenate([c.values for _, c in buffer])
-    counts = np.array([len(one.numbers) for one, _ in buffer])
-    config_of_atom = np.repeat(np.arange(len(buffer)), counts)
-    in_train = train[np.array([int(one.indices[0]) for one, _ in buffer])][config_of_atom]
+    counts = np.concatenate([np.diff(part.offsets) for part, _ in buffer])
+    indices = np.concatenate([part.indices for part, _ in buffer])
+    config_of_atom = np.repeat(np.arange(len(indices)), counts)
+    in_train = train[indices][config_of_atom]
     rows = out["atoms_written"] + np.arange(len(numbers))
     _append(out["numbers"], numbers.astype(np.int16))
     _append(out["periodic"], np.concatenate([c.periodic for _, c in buffer]))
@@ -264,7 +277,7 @@ def _flush(out, buffer, acsf, train, stats) -> int:
         _append(out[(z, "values")], values[mine])
         _append(out[(z, "atoms")], rows[mine])
         offsets = out[(z, "offsets")]
-        per_config = np.bincount(config_of_atom[mine], minlength=len(buffer))
+        per_config = np.bincount(config_of_atom[mine], minlength=len(indices))
         _append(offsets, offsets[-1] + np.cumsum(per_config))
         stats[z].update(values[mine & in_train])
     out["atoms_written"] += len(numbers)
