@@ -86,3 +86,9 @@ def test_unknown_element_names_element_and_configuration():
         HCO.compute(atoms)
     with pytest.raises(ConfigurationError, match=r"data\.h5, configuration 3: element N"):
         HCO.compute(atoms, where=("data.h5", 3))
+
+
+def test_coincident_atoms_are_a_clear_error():
+    atoms = Atoms("HHO", positions=[[0, 0, 0], [0, 0, 0], [1, 0, 0]])
+    with pytest.raises(ConfigurationError, match="atoms 0 and 1 are at the same position"):
+        HCO.compute(atoms)

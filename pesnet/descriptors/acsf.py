@@ -266,6 +266,11 @@ class ACSF:
                                      atoms.info.get("dataset_index")))
             element.append(self.element_indices(atoms.numbers, here))
             i, j, d, D = neighbour_list("ijdD", atoms, self.cutoff)
+            if len(d) and d.min() < 1e-8:
+                b = int(np.argmin(d))
+                here = here() if callable(here) else here
+                raise ConfigurationError(here[0], here[1],
+                                         f"atoms {i[b]} and {j[b]} are at the same position")
             if len(i) and (np.diff(i) < 0).any():
                 order = np.argsort(i, kind="stable")
                 i, j, d, D = i[order], j[order], d[order], D[order]

@@ -138,6 +138,8 @@ class FeaturesFile:
         self.offsets = self._file["offsets"][:]
         self._element_offsets = {z: self._file[f"elements/{chemical_symbols[z]}/offsets"][:]
                                  for z in self.elements}
+        self._periodic = self._file["periodic"][:]
+        self._stats = None
         self.has_derivatives = "derivatives" in self._file
         self._block_offsets = (self._file["derivatives/offsets"][:] if self.has_derivatives
                                else None)
@@ -168,11 +170,13 @@ class FeaturesFile:
     @property
     def stats(self) -> dict[int, Stats]:
         """{Z: :class:`Stats`} over the training split."""
-        out = {}
-        for z in self.elements:
-            group = self._file[f"elements/{chemical_symbols[z]}"]
-            out[z] = Stats(group["mean"][:], group["std"][:], int(group.attrs["count"]))
-        return out
+        if self._stats is None:
+            self._stats = {}
+            for z in self.elements:
+                group = self._file[f"elements/{chemical_symbols[z]}"]
+                self._stats[z] = Stats(group["mean"][:], group["std"][:],
+                                       int(group.attrs["count"]))
+        return self._stats
 
     def check_descriptor(self, acsf: ACSF) -> None:
         """Raise :class:`DataFormatError` unless ``acsf`` has exactly this file's parameters."""
@@ -217,7 +221,7 @@ class FeaturesFile:
                 values = (values - stats[z].mean) / stats[z].scale
                 scale_of_atom[rows] = stats[z].scale
             elements[z] = ElementRows(rows, config_of_atom[rows], values)
-        periodic = f["periodic"][:][indices] if len(indices) else np.zeros(0, bool)
+        periodic = self._periodic[indices]
         if not (derivatives and self.has_derivatives):
             return FeatureBatch(indices, offsets, numbers, elements, periodic,
                                 None, None, None, None, None)
