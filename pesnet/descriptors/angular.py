@@ -125,13 +125,6 @@ def _combine(coef: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return out.reshape((B, len(coef)) + Y.shape[2:])
 
 
-def _fill(out: np.ndarray, factor, matrix: np.ndarray) -> None:
-    if factor is None:
-        np.copyto(out, matrix)
-    else:
-        np.multiply(factor, matrix, out=out)
-
-
 def angular_terms(centre, D, r, element, n_atoms: int, n_elements: int, cutoff: float,
                   g4: np.ndarray, g5: np.ndarray, derivatives: bool = False, plan=None):
     """G4 and G5 values, and their derivatives with respect to each bond vector.
@@ -194,8 +187,9 @@ def angular_terms(centre, D, r, element, n_atoms: int, n_elements: int, cutoff: 
             np.maximum(rjk2, 0.0, out=rjk2)
             rjk = np.sqrt(rjk2)
             mask4 = pair_mask & (rjk < cutoff)
+            # cos(π r_jk / r_c), evaluated inside the cutoff only (outside, masked out below)
             cos_x = rjk * (np.pi / cutoff)
-            np.cos(cos_x, out=cos_x)
+            np.cos(cos_x, out=cos_x, where=mask4)
             one_plus = cos_x + 1.0
             fjk = one_plus * 0.5
             fjk *= mask4
@@ -217,33 +211,42 @@ def angular_terms(centre, D, r, element, n_atoms: int, n_elements: int, cutoff: 
         for group in groups:
             radial = np.exp(-group.eta * rp * rp)
             q = radial * f                                               # (B, m)
-            if group.kind == "g4":
+            g4_group = group.kind == "g4"
+            n_value, n_slope = len(group.value_keys), len(group.slope_keys)
+            kinds = [("P", key) for key in group.value_keys]
+            if derivatives:
+                kinds += [("P_rr", key) for key in group.slope_keys]
+                if g4_group:
+                    kinds += [("dP_r", key) for key in group.value_keys]
+            X = np.empty((B, len(kinds), m, m))
+            # A matrix whose factor is 1 (cos⁰) is computed straight into its slot of X.
+            home = {name: X[:, row] for row, (name, key) in enumerate(kinds) if key == ("pow", 0)}
+            if g4_group:
                 E = rjk2 * -group.eta
                 np.exp(E, out=E)
-                P = E * fjk
+                P = np.multiply(E, fjk, out=home.get("P"))
+                P_rr = dP_r = None
                 if derivatives:
-                    P_rr = P * inv_rr
-                    dP_r = fjk * (-2.0 * group.eta)                      # P'(r_jk) / r_jk
+                    P_rr = np.multiply(P, inv_rr, out=home.get("P_rr"))
+                    dP_r = np.multiply(fjk, -2.0 * group.eta, out=home.get("dP_r"))
                     dP_r += dfjk_r
-                    dP_r *= E
+                    dP_r *= E                                            # P'(r_jk) / r_jk
             else:
                 P, P_rr, dP_r = P5, P5_rr, None
-            n_value, n_slope = len(group.value_keys), len(group.slope_keys)
-            parts = [(key, P) for key in group.value_keys]
-            if derivatives:
-                parts += [(key, P_rr) for key in group.slope_keys]
-                if dP_r is not None:
-                    parts += [(key, dP_r) for key in group.value_keys]
-            X = np.empty((B, len(parts), m, m))
-            for row, (key, matrix) in enumerate(parts):
-                _fill(X[:, row], _factor(key, cos, cache), matrix)
+            matrices = {"P": P, "P_rr": P_rr, "dP_r": dP_r}
+            for row, (name, key) in enumerate(kinds):
+                factor = _factor(key, cos, cache)
+                if factor is not None:
+                    np.multiply(factor, matrices[name], out=X[:, row])
+                elif not g4_group:
+                    np.copyto(X[:, row], matrices[name])
             Q = np.empty((B, m, n_elements, n_rhs))
             qe = q[..., None] * onehot                                   # (B, m, n_el)
             Q[..., 0] = qe
             if derivatives:
                 Q[..., 1:] = qe[..., None] * Dp[:, :, None, :]
             Y = np.matmul(X.reshape(B, -1, m), Q.reshape(B, m, -1))
-            Y = Y.reshape(B, len(parts), m, n_elements, n_rhs)
+            Y = Y.reshape(B, len(kinds), m, n_elements, n_rhs)
             V = _combine(group.value_coef, Y[:, :n_value, :, :, 0])      # (B, nf, m, n_el)
             # Σ_j q_j [el_j = s] V[f, j, t] as one batched product -> (B, s, t, f)
             nf = len(group.columns)
@@ -258,7 +261,7 @@ def angular_terms(centre, D, r, element, n_atoms: int, n_elements: int, cutoff: 
             T1 = _combine(group.slope_coef, Y[:, n_value : n_value + n_slope, :, :, 1:])
             grad = T1 - Dj * (np.sum(Dj * T1, axis=-1, keepdims=True)
                               * (inv_r * inv_r)[:, None, :, None, None])
-            if dP_r is not None:
+            if g4_group:
                 T34 = _combine(group.value_coef, Y[:, n_value + n_slope :])
                 grad += Dj * T34[..., :1] - T34[..., 1:]
             grad *= q[:, None, :, None, None]
