@@ -113,3 +113,16 @@ def test_from_params_rejects_unknown_keys():
         ACSF.from_params({"elements": ["H"], "cutoff": 5, "g7": []})
     with pytest.raises(InputError, match="lack 'cutoff'"):
         ACSF.from_params({"elements": ["H"]})
+
+
+def test_matches_dscribe_with_large_and_shared_zeta():
+    # ζ = 8 is expanded as a polynomial in cos θ, ζ = 16 and 9 are not; η shared out of order.
+    g4 = [(0.01, 8.0, -1.0), (0.03, 16.0, 1.0), (0.01, 1.0, 1.0), (0.03, 9.0, -1.0)]
+    g5 = [(0.02, 16.0, -1.0), (0.02, 8.0, 1.0)]
+    atoms = random_molecular_box("HHHHCCCOO", box=6.0, seed=8)
+    ours = ACSF(["H", "C", "O"], 4.5, g2=G2, g4=g4, g5=g5)
+    theirs = DScribeACSF(r_cut=4.5, g2_params=G2, g4_params=g4, g5_params=g5,
+                         species=["H", "C", "O"], periodic=True)
+    expected = theirs.create(atoms)
+    scale = np.maximum(np.abs(expected).max(axis=0), 1e-300)
+    assert (np.abs(ours.compute(atoms).values - expected) / scale).max() < 1e-10

@@ -109,3 +109,19 @@ def test_compute_many_equals_compute_one_by_one():
         else:
             assert got.strain_derivatives is None and one.strain_derivatives is None
     assert acsf.compute_many([]) == []
+
+
+def test_features_sharing_eta_in_any_order():
+    # Features of one η need not be adjacent, and ζ may be large or non-integer.
+    g4 = [(0.01, 1.0, 1.0), (0.05, 1.0, 1.0), (0.01, 16.0, -1.0), (0.01, 2.5, 1.0)]
+    g5 = [(0.02, 3.0, 1.0), (0.1, 1.0, -1.0), (0.02, 9.0, -1.0)]
+    atoms = random_molecular_box("HHHCCO", box=5.0, seed=7)
+    acsf = ACSF(["H", "C", "O"], 4.0, g2=G2[:1], g4=g4, g5=g5)
+    _check_position_derivatives(acsf, atoms, indices=[0, 3, 5])
+    one_by_one = [ACSF(["H", "C", "O"], 4.0, g4=[p]).compute(atoms).values for p in g4]
+    values = acsf.compute(atoms).values
+    n_radial = 3 * 2
+    for pair in range(6):
+        for k, column in enumerate(one_by_one):
+            np.testing.assert_allclose(values[:, n_radial + pair * 7 + k],
+                                       column[:, 3 + pair], rtol=1e-12, atol=1e-15)

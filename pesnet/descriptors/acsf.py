@@ -144,7 +144,7 @@ class ACSF:
         self._angular_columns = (n_el * self.n_radial + pair[..., None] * self.n_angular
                                  + np.arange(self.n_angular))
         self._labels = self._make_labels()
-        self._angular_plan = plan_angular(self.g4, self.g5)
+        self._angular_plans = {d: plan_angular(self.g4, self.g5, d) for d in (False, True)}
         s_, t_ = np.triu_indices(n_el)
         self._pairs = (s_, t_, self._angular_columns[s_, t_].reshape(-1))
 
@@ -316,7 +316,7 @@ class ACSF:
         ang, ang_grad = angular_terms(
             i[angular_bonds], D[angular_bonds], d[angular_bonds], el_j[angular_bonds],
             n_atoms, n_el, self.angular_cutoff, self.g4, self.g5, derivatives,
-            self._angular_plan)
+            self._angular_plans[bool(derivatives)])
         if self.n_angular:
             s, t, columns = self._pairs
             values[:, columns] = ang[:, s, t].reshape(n_atoms, len(columns))

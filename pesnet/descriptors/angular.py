@@ -22,15 +22,15 @@ A' = dA/dc, P' = dP/dr_jk, s the element of j, w_st = ½ if s = t else 1. The de
 respect to a bond vector D_ij = r_j − r_i is the derivative with respect to atom j; atom i gets
 minus the sum over its bonds (done by the caller).
 
-For integer ζ ≤ 8, (1 + λc)^ζ is a polynomial in c, so all features sharing η are linear
-combinations of the few matrices c^n P (n ≤ max ζ): the (B, m, m) work grows with the largest
-ζ, not with the number of (ζ, λ) pairs. Other ζ use (1 + λc)^ζ directly. No Python loop runs
-over atoms or pairs: only over blocks of centres (bounded memory) and over distinct η values.
+The matrices are powers b^n of b = 1 + λc (all ≥ 0: no cancellation) times P or P'/r_jk;
+A' P / (r_j r_k) is applied as (b^(ζ−1) ∘ P) @ (q_k D_k / r_k), then / r_j, so a value matrix
+b^n ∘ P doubles as the derivative matrix of the feature with ζ = n + 1 (ζ = 1, 2, 4 need
+b⁰…b⁴). No Python loop runs over atoms or pairs: only over blocks of centres (bounded memory)
+and over distinct η values.
 """
 
 from __future__ import annotations
 
-from math import comb
 from typing import NamedTuple
 
 import numpy as np
@@ -39,69 +39,84 @@ from pesnet.descriptors.cutoff import cosine_cutoff
 
 #: Elements of the largest (B, n_matrices, m, m) work array of one block of centres.
 BLOCK_ELEMENTS = 1 << 18
-#: Largest integer ζ expanded as a polynomial in cos θ.
-MAX_POLYNOMIAL_ZETA = 8
 
 
 class _Group(NamedTuple):
-    """Features sharing (kind, η): their matrix factors and how features combine them."""
+    """Features sharing (kind, η) and the matrices they are built from.
+
+    Matrix keys name powers of b_λ = 1 + λ cos θ: ("b", λ, n), with ("one",) for b⁰. The
+    ``p_keys`` matrices are b^n ∘ P (values use n = ζ, derivatives n = ζ − 1), the ``dp_keys``
+    ones b^ζ ∘ P'/r_jk (G4 only).
+    """
 
     kind: str
     eta: float
-    columns: list          # output columns (index among the angular features)
-    value_keys: list       # factor of each A-type matrix ("pow", n) or ("A", ζ, λ)
-    slope_keys: list       # factor of each A'-type matrix ("pow", n) or ("dA", ζ, λ)
-    value_coef: np.ndarray  # (n_features, len(value_keys)): A_f = Σ coef · factor
-    slope_coef: np.ndarray  # (n_features, len(slope_keys)): A'_f = Σ coef · factor
+    columns: list           # output columns (index among the angular features)
+    p_keys: list
+    dp_keys: list
+    value_coef: np.ndarray  # (n_features, len(p_keys)): A_f = K b^ζ
+    slope_coef: np.ndarray  # (n_features, len(p_keys)): A'_f = K ζ λ b^(ζ−1)
+    dp_coef: np.ndarray     # (n_features, len(dp_keys)): A_f again, on the P' matrices
+    span: object            # ``columns`` as a slice when contiguous (cheaper indexing)
 
 
-def plan_angular(g4: np.ndarray, g5: np.ndarray) -> list[_Group]:
-    """Group features by (kind, η) and express each A and A' in matrix factors (the work
-    plan of :func:`angular_terms`; depends on the parameters only, so callers may keep it)."""
+def _power_key(lam: float, n: float):
+    return ("one",) if n == 0 else ("b", float(lam), float(n))
+
+
+def plan_angular(g4: np.ndarray, g5: np.ndarray, derivatives: bool = True) -> list[_Group]:
+    """Group features by (kind, η) and list the matrices each group needs (the work plan of
+    :func:`angular_terms`; depends on the parameters only, so callers may keep it)."""
     params = [("g4", *p) for p in g4] + [("g5", *p) for p in g5]
     by_group: dict[tuple, list] = {}
     for column, (kind, eta, zeta, lam) in enumerate(params):
         by_group.setdefault((kind, eta), []).append((column, zeta, lam))
     groups = []
     for (kind, eta), members in by_group.items():
-        value_terms, slope_terms = [], []
-        for _, zeta, lam in members:
+        value = [_power_key(lam, zeta) for _, zeta, lam in members]
+        slope = [_power_key(lam, zeta - 1) for _, zeta, lam in members]
+        p_keys = list(dict.fromkeys(value + (slope if derivatives else [])))
+        dp_keys = list(dict.fromkeys(value)) if derivatives and kind == "g4" else []
+        nf = len(members)
+        value_coef, slope_coef = np.zeros((nf, len(p_keys))), np.zeros((nf, len(p_keys)))
+        dp_coef = np.zeros((nf, len(dp_keys)))
+        for f, (_, zeta, lam) in enumerate(members):
             k = 2.0 ** (1.0 - zeta)
-            if float(zeta).is_integer() and zeta <= MAX_POLYNOMIAL_ZETA:
-                z = int(zeta)
-                value_terms.append({("pow", n): k * comb(z, n) * lam**n for n in range(z + 1)})
-                slope_terms.append({("pow", n): k * z * lam * comb(z - 1, n) * lam**n
-                                    for n in range(z)})
-            else:
-                value_terms.append({("A", zeta, lam): 1.0})
-                slope_terms.append({("dA", zeta, lam): 1.0})
-        value_keys = sorted({key for t in value_terms for key in t})
-        slope_keys = sorted({key for t in slope_terms for key in t})
-        value_coef = np.array([[t.get(key, 0.0) for key in value_keys] for t in value_terms])
-        slope_coef = np.array([[t.get(key, 0.0) for key in slope_keys] for t in slope_terms])
-        groups.append(_Group(kind, eta, [c for c, _, _ in members], value_keys, slope_keys,
-                             value_coef, slope_coef))
+            value_coef[f, p_keys.index(value[f])] = k
+            if derivatives:
+                slope_coef[f, p_keys.index(slope[f])] = k * zeta * lam
+            if dp_keys:
+                dp_coef[f, dp_keys.index(value[f])] = k
+        columns = [c for c, _, _ in members]
+        contiguous = columns == list(range(columns[0], columns[0] + len(columns)))
+        span = slice(columns[0], columns[-1] + 1) if contiguous else np.array(columns)
+        groups.append(_Group(kind, eta, columns, p_keys, dp_keys, value_coef, slope_coef,
+                             dp_coef, span))
     return groups
 
 
-def _factor(key, cos: np.ndarray, cache: dict):
-    """The (B, m, m) matrix factor named by ``key``; ``None`` stands for all ones."""
+def _power(key, cos: np.ndarray, cache: dict):
+    """The (B, m, m) matrix (1 + λ cos θ)^n named by ``key``; ``None`` for all ones.
+
+    Integer powers by repeated multiplication of the non-negative base (no cancellation)."""
     if key in cache:
         return cache[key]
-    if key[0] == "pow":
-        n = key[1]
-        if n == 0:
-            value = None
-        elif n == 1:
-            value = cos
-        else:
-            half = _factor(("pow", n // 2), cos, cache)
-            value = half * half if n % 2 == 0 else half * _factor(("pow", n - 1), cos, cache)
+    if key[0] == "one":
+        value = None
     else:
-        _, zeta, lam = key
-        base = np.maximum(1.0 + lam * cos, 0.0)
-        k = 2.0 ** (1.0 - zeta)
-        value = k * base**zeta if key[0] == "A" else (k * zeta * lam) * base ** (zeta - 1.0)
+        _, lam, n = key
+        if n == 1:
+            value = np.maximum(1.0 + lam * cos, 0.0)
+        elif n.is_integer() and n <= 64:
+            n = int(n)
+            if n % 2:
+                value = _power(("b", lam, float(n - 1)), cos, cache) * _power(
+                    ("b", lam, 1.0), cos, cache)
+            else:
+                half = _power(("b", lam, float(n // 2)), cos, cache)
+                value = half * half
+        else:
+            value = _power(("b", lam, 1.0), cos, cache) ** n
     cache[key] = value
     return value
 
@@ -140,7 +155,7 @@ def angular_terms(centre, D, r, element, n_atoms: int, n_elements: int, cutoff: 
     * ``bond_gradients`` (L, n_elements, n_angular, 3) in 1/Å: entry [b, t, f] is
       ∂G_f(centre_b; element pair {element_b, t}) / ∂D_b. ``None`` unless ``derivatives``.
 
-    ``plan``: :func:`plan_angular` of ``g4``, ``g5`` if the caller keeps it.
+    ``plan``: :func:`plan_angular` of ``g4``, ``g5`` (with derivatives) if the caller keeps it.
     """
     g4 = np.asarray(g4, dtype=float).reshape(-1, 3)
     g5 = np.asarray(g5, dtype=float).reshape(-1, 3)
@@ -150,9 +165,8 @@ def angular_terms(centre, D, r, element, n_atoms: int, n_elements: int, cutoff: 
     if n_angular == 0 or len(r) == 0:
         return values, bond_grad
 
-    groups = plan_angular(g4, g5) if plan is None else plan
-    n_stack = max(len(g.value_keys) * (2 if derivatives else 1)
-                  + (len(g.slope_keys) if derivatives else 0) for g in groups)
+    groups = plan_angular(g4, g5, derivatives) if plan is None else plan
+    n_stack = max(len(g.p_keys) + len(g.dp_keys) for g in groups)
     counts = np.bincount(centre, minlength=n_atoms)
     starts = np.concatenate([[0], np.cumsum(counts)])
     pair_weight = np.where(np.eye(n_elements, dtype=bool), 0.5, 1.0)[..., None]
@@ -205,69 +219,74 @@ def angular_terms(centre, D, r, element, n_atoms: int, n_elements: int, cutoff: 
                 dfjk_r /= rjk                                            # f_c'(r_jk) / r_jk
         if len(g5):
             P5 = pair_mask.astype(float)
-            P5_rr = P5 * inv_rr if derivatives else None
         cache: dict = {}
 
         for group in groups:
             radial = np.exp(-group.eta * rp * rp)
             q = radial * f                                               # (B, m)
             g4_group = group.kind == "g4"
-            n_value, n_slope = len(group.value_keys), len(group.slope_keys)
-            kinds = [("P", key) for key in group.value_keys]
-            if derivatives:
-                kinds += [("P_rr", key) for key in group.slope_keys]
-                if g4_group:
-                    kinds += [("dP_r", key) for key in group.value_keys]
-            X = np.empty((B, len(kinds), m, m))
-            # A matrix whose factor is 1 (cos⁰) is computed straight into its slot of X.
-            home = {name: X[:, row] for row, (name, key) in enumerate(kinds) if key == ("pow", 0)}
+            keys = [("P", key) for key in group.p_keys] + [("dP", key) for key in group.dp_keys]
+            n_p = len(group.p_keys)
+            X = np.empty((B, len(keys), m, m))
+            # A matrix whose factor is b⁰ = 1 is computed straight into its slot of X.
+            home = {name: X[:, row] for row, (name, key) in enumerate(keys) if key == ("one",)}
             if g4_group:
                 E = rjk2 * -group.eta
                 np.exp(E, out=E)
                 P = np.multiply(E, fjk, out=home.get("P"))
-                P_rr = dP_r = None
+                dP_r = None
                 if derivatives:
-                    P_rr = np.multiply(P, inv_rr, out=home.get("P_rr"))
-                    dP_r = np.multiply(fjk, -2.0 * group.eta, out=home.get("dP_r"))
+                    dP_r = np.multiply(fjk, -2.0 * group.eta, out=home.get("dP"))
                     dP_r += dfjk_r
                     dP_r *= E                                            # P'(r_jk) / r_jk
             else:
-                P, P_rr, dP_r = P5, P5_rr, None
-            matrices = {"P": P, "P_rr": P_rr, "dP_r": dP_r}
-            for row, (name, key) in enumerate(kinds):
-                factor = _factor(key, cos, cache)
+                P, dP_r = P5, None
+            matrices = {"P": P, "dP": dP_r}
+            for row, (name, key) in enumerate(keys):
+                factor = _power(key, cos, cache)
                 if factor is not None:
                     np.multiply(factor, matrices[name], out=X[:, row])
                 elif not g4_group:
                     np.copyto(X[:, row], matrices[name])
-            Q = np.empty((B, m, n_elements, n_rhs))
+            # Right-hand sides per neighbour element t: q_k, q_k D_k / r_k (for the b^n ∘ P
+            # matrices: 1/(r_j r_k) of A' is applied as 1/r_k here and 1/r_j below), q_k D_k.
             qe = q[..., None] * onehot                                   # (B, m, n_el)
+            Q = np.empty((B, m, n_elements, n_rhs))
             Q[..., 0] = qe
             if derivatives:
-                Q[..., 1:] = qe[..., None] * Dp[:, :, None, :]
-            Y = np.matmul(X.reshape(B, -1, m), Q.reshape(B, m, -1))
-            Y = Y.reshape(B, len(kinds), m, n_elements, n_rhs)
-            V = _combine(group.value_coef, Y[:, :n_value, :, :, 0])      # (B, nf, m, n_el)
+                Q[..., 1:] = qe[..., None] * (Dp * inv_r[..., None])[:, :, None, :]
+            Y = np.matmul(X[:, :n_p].reshape(B, -1, m), Q.reshape(B, m, -1))
+            Y = Y.reshape(B, n_p, m, n_elements, n_rhs)
+            V = _combine(group.value_coef, Y[..., 0])                    # (B, nf, m, n_el)
             # Σ_j q_j [el_j = s] V[f, j, t] as one batched product -> (B, s, t, f)
             nf = len(group.columns)
             block_values = np.matmul(qe.transpose(0, 2, 1),
                                      V.transpose(0, 2, 1, 3).reshape(B, m, nf * n_elements))
             block_values = block_values.reshape(B, n_elements, nf, n_elements)
             block_values = block_values.transpose(0, 1, 3, 2) * pair_weight
-            values[np.ix_(centres, every, every, group.columns)] = block_values
+            if isinstance(group.span, slice):
+                values[centres, :, :, group.span] = block_values
+            else:
+                values[np.ix_(centres, every, every, group.span)] = block_values
             if not derivatives:
                 continue
             Dj = Dp[:, None, :, None, :]                                 # (B, 1, m, 1, 3)
-            T1 = _combine(group.slope_coef, Y[:, n_value : n_value + n_slope, :, :, 1:])
+            T1 = _combine(group.slope_coef, Y[..., 1:])
+            T1 *= inv_r[:, None, :, None, None]
             grad = T1 - Dj * (np.sum(Dj * T1, axis=-1, keepdims=True)
                               * (inv_r * inv_r)[:, None, :, None, None])
             if g4_group:
-                T34 = _combine(group.value_coef, Y[:, n_value + n_slope :])
+                Q[..., 1:] = qe[..., None] * Dp[:, :, None, :]
+                Z = np.matmul(X[:, n_p:].reshape(B, -1, m), Q.reshape(B, m, -1))
+                T34 = _combine(group.dp_coef, Z.reshape(B, -1, m, n_elements, n_rhs))
                 grad += Dj * T34[..., :1] - T34[..., 1:]
             grad *= q[:, None, :, None, None]
             dq = radial * (df - 2.0 * group.eta * rp * f) * valid * inv_r
             grad += (dq[:, None, :, None, None] * Dj) * V[..., None]
             # (B, nf, m, n_el, 3) -> bonds of the block, (n_valid, n_el, nf, 3)
             grad = grad.transpose(0, 2, 3, 1, 4)[valid]
-            bond_grad[np.ix_(bond[valid], every, group.columns)] = grad
+            if isinstance(group.span, slice):
+                bond_grad[bond[valid], :, group.span] = grad
+            else:
+                bond_grad[np.ix_(bond[valid], every, group.span)] = grad
     return values, bond_grad
