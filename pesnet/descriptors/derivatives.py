@@ -41,21 +41,25 @@ def bond_to_blocks(centre: np.ndarray, neighbour: np.ndarray, bond_grad: np.ndar
     pair_keys = centre.astype(np.int64) * n_atoms + neighbour
     keys, inverse = np.unique(np.concatenate([pair_keys, self_keys]), return_inverse=True)
     # Each bond adds g to its (i, j) block and -g to its (i, i) block.
-    target = np.concatenate([inverse[:n_bonds], inverse[n_bonds + centre]])
-    weights = np.concatenate([np.ones(n_bonds), -np.ones(n_bonds)])
-    blocks = _sum_rows(target, len(keys), np.concatenate([flat, flat]), weights)
+    blocks = _sum_rows(inverse[:n_bonds], len(keys), flat)
+    blocks[inverse[n_bonds:]] -= _sum_rows(centre, n_atoms, flat)
     return keys // n_atoms, keys % n_atoms, blocks.reshape(len(keys), n_features, 3)
 
 
 def strain_from_bonds(centre: np.ndarray, D: np.ndarray, bond_grad: np.ndarray,
                       n_atoms: int) -> np.ndarray:
-    """Per-atom strain derivatives Σ_b g_b ⊗ D_b, (n_atoms, F, 3, 3).
+    """Per-atom strain derivatives Σ_b g_b ⊗ D_b, (n_atoms, F, 3, 3); bonds sorted by centre.
 
     ``D``: (n_bonds, 3) bond vectors (Å); ``bond_grad``: (n_bonds, F, 3) (1/Å).
     """
     n_bonds, n_features = bond_grad.shape[:2]
     flat = bond_grad.reshape(n_bonds, 3 * n_features)
+    # Bonds are sorted by centre: the CSR structure is known, only the weights change.
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(centre, minlength=n_atoms))])
+    matrix = sparse.csr_matrix((np.ones(n_bonds), np.arange(n_bonds), indptr),
+                               shape=(n_atoms, n_bonds))
     strain = np.empty((n_atoms, 3 * n_features, 3))
     for b in range(3):
-        strain[:, :, b] = _sum_rows(centre, n_atoms, flat, D[:, b])
+        matrix.data = np.ascontiguousarray(D[:, b], dtype=float)
+        strain[:, :, b] = matrix @ flat
     return strain.reshape(n_atoms, n_features, 3, 3)
