@@ -136,7 +136,6 @@ class ACSF:
         self.n_angular = len(self.g4) + len(self.g5)
         self.n_features = n_el * self.n_radial + n_el * (n_el + 1) // 2 * self.n_angular
         # Column of each (element, radial term) and ((s, t), angular term).
-        self._radial_columns = np.arange(n_el * self.n_radial).reshape(n_el, self.n_radial)
         s, t = np.meshgrid(np.arange(n_el), np.arange(n_el), indexing="ij")
         hi, lo = np.maximum(s, t), np.minimum(s, t)
         pair = hi * (hi + 1) // 2 + lo
@@ -323,12 +322,16 @@ class ACSF:
         if not derivatives:
             return values, None
         # Gradient of the centre's features with respect to each bond vector D = r_j - r_i.
-        bond_grad = np.zeros((len(d), self.n_features, 3))
+        n_bonds, n_radial = len(d), n_el * self.n_radial
+        bond_grad = np.zeros((n_bonds, self.n_features, 3))
         unit = D / d[:, None]
-        rows = np.arange(len(d))[:, None]
-        bond_grad[rows, self._radial_columns[el_j]] = d_rad[:, :, None] * unit[:, None, :]
+        # Views of the radial columns as (bond, element, term) and of the angular ones as
+        # (bond, element pair, term): each bond fills whole contiguous runs of columns.
+        radial_view = bond_grad[:, :n_radial].reshape(n_bonds, n_el, self.n_radial, 3)
+        radial_view[np.arange(n_bonds), el_j] = d_rad[:, :, None] * unit[:, None, :]
         if self.n_angular:
-            idx = np.arange(len(d))[angular_bonds]
-            columns = self._angular_columns[el_j[idx]]          # (L, n_el, n_angular)
-            bond_grad[idx[:, None, None], columns] = ang_grad
+            idx = np.arange(n_bonds)[angular_bonds]
+            n_pairs = n_el * (n_el + 1) // 2
+            angular_view = bond_grad[:, n_radial:].reshape(n_bonds, n_pairs, self.n_angular, 3)
+            angular_view[idx[:, None], self._pair_index[el_j[idx]]] = ang_grad
         return values, bond_grad
