@@ -135,7 +135,7 @@ class ACSF:
         self.n_radial = 1 + len(self.g2) + len(self.g3)
         self.n_angular = len(self.g4) + len(self.g5)
         self.n_features = n_el * self.n_radial + n_el * (n_el + 1) // 2 * self.n_angular
-        # Column of each (element, radial term) and ((s, t), angular term).
+        # Index of each element pair (s, t) in DScribe's order, and its angular columns.
         s, t = np.meshgrid(np.arange(n_el), np.arange(n_el), indexing="ij")
         hi, lo = np.maximum(s, t), np.minimum(s, t)
         pair = hi * (hi + 1) // 2 + lo
