@@ -125,3 +125,42 @@ def test_features_sharing_eta_in_any_order():
         for k, column in enumerate(one_by_one):
             np.testing.assert_allclose(values[:, n_radial + pair * 7 + k],
                                        column[:, 3 + pair], rtol=1e-12, atol=1e-15)
+
+
+def test_forces_and_stress_of_a_linear_model_match_finite_differences():
+    # E = Σ_i w_Z(i) · G_i: forces −∂E/∂r through the blocks, stress ∂E/∂ε / V through strain.
+    from ase.calculators.calculator import Calculator, all_changes
+
+    from pesnet.descriptors import contract_blocks, contract_strain
+
+    acsf = ACSF(["H", "C", "O"], 4.0, g2=G2, g4=G4, g5=G5)
+    weights = np.random.default_rng(9).normal(size=(9, acsf.n_features))
+
+    class Linear(Calculator):
+        implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            result = acsf.compute(self.atoms, derivatives=True)
+            w = weights[self.atoms.numbers]
+            virial = contract_strain(w, result.strain_derivatives)
+            stress = virial / self.atoms.get_volume()
+            energy = float(np.sum(w * result.values))
+            self.results = {
+                "energy": energy,
+                "free_energy": energy,
+                "forces": -contract_blocks(w, result.centres, result.neighbours,
+                                           result.derivatives, len(self.atoms)),
+                "stress": stress.flat[[0, 4, 8, 5, 2, 1]],
+            }
+
+    from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+
+    atoms = random_molecular_box("HHHHCCCOO", box=5.5, seed=10)
+    atoms.calc = Linear()
+    forces = atoms.get_forces()
+    np.testing.assert_allclose(forces, calculate_numerical_forces(atoms, eps=1e-5),
+                               atol=1e-6 * np.abs(forces).max())
+    stress = atoms.get_stress()
+    np.testing.assert_allclose(stress, calculate_numerical_stress(atoms, eps=1e-6),
+                               atol=1e-6 * np.abs(stress).max())
