@@ -8,11 +8,13 @@ shifted-Gaussian G2, 12 G4 per element pair; 21 features for Cu, 99 for H/C/O) g
 libraries. DScribe computes derivatives by central finite differences in C++ into a dense
 N×N×3×F array (``derivatives(attach=True)``); pesnet's are analytic and sparse. Both run on one
 thread (BLAS limited to one thread with threadpoolctl; DScribe n_jobs=1). Every timing is the
-best of several repetitions (DScribe's Cu derivatives: one run); before timing, the script checks the two libraries agree
-(values to 1e-10 relative; derivatives to 1e-5 relative, the accuracy of DScribe's finite
-differences). ``--quick`` uses fewer repetitions and skips DScribe's 108-atom derivatives
-(tens of seconds) and of the ethanol batch, reporting those ratios as null. A last row times 100 rattled ethanol
-molecules in one call (``ACSF.compute_many``; DScribe's ``create`` on the list), per molecule. The last line is JSON with the headline ratios.
+best of several repetitions (DScribe's Cu and batch derivatives: one run); before timing, the
+script checks that the two libraries agree (values to 1e-10 relative; derivatives to 1e-5
+relative, the accuracy of DScribe's finite differences). A last row times 100 rattled ethanol
+molecules in one call (``ACSF.compute_many``; DScribe's ``create`` on the list), per molecule.
+``--quick`` uses fewer repetitions and skips DScribe's derivatives of Cu108 (about a minute) and
+of the ethanol batch, reporting those ratios as null. The last line is JSON with the headline
+ratios.
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ def run(quick: bool) -> dict:
               f"| {td * 1e3:17.2f} ms {dd_text} {ratio} | {blocks:>6}")
     return {
         "speedup_vs_dscribe_values_cu108": round(headline["speedup_vs_dscribe_values_cu108"], 2),
-        "speedup_vs_dscribe_derivatives_cu32": _round(headline["speedup_vs_dscribe_derivatives_cu32"]),
+        "speedup_vs_dscribe_derivatives_cu32": _round(
+            headline["speedup_vs_dscribe_derivatives_cu32"]),
         "speedup_vs_dscribe_derivatives_cu108": _round(
             headline["speedup_vs_dscribe_derivatives_cu108"]),
     }

@@ -2,7 +2,7 @@
 
 Layout (n configurations, N atoms, F features, N_e atoms of element e, M derivative blocks)::
 
-    offsets                  (n + 1,)      int64    atoms of configuration k: offsets[k]:offsets[k+1]
+    offsets                  (n + 1,)      int64    configuration k: atoms offsets[k]:offsets[k+1]
     numbers                  (N,)          int16    atomic numbers (same rows as the dataset)
     periodic                 (n,)          bool     configuration has a periodic axis
     elements/<Sym>/values    (N_e, F)      float64  raw (unstandardised) features
