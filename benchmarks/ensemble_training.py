@@ -1,7 +1,7 @@
 """Ensemble training speed: pesnet vs scikit-learn and PyTorch (CPU), in one run.
 
 Task: 8 members, 64 inputs, hidden 64-64 tanh, scalar output, Adam (lr 1e-3), batch 256,
-20,000 samples, 20 epochs (``--quick``: 4 epochs). Printed per precision (float64, float32):
+20,000 samples, 20 epochs. Printed per precision (float64, float32):
 
 * pesnet ``train`` (member groups on worker threads, BLAS 1 thread) and single-threaded;
 * scikit-learn ``MLPRegressor`` trained member after member (BLAS 1 and 2 threads);
@@ -9,11 +9,14 @@ Task: 8 members, 64 inputs, hidden 64-64 tanh, scalar output, Adam (lr 1e-3), ba
   fused Adam), each with 1 and 2 intra-op threads.
 
 Times are the median wall time of one epoch of the whole 8-member ensemble (first epoch
-dropped as warm-up); speedups compare pesnet with the fastest peer variant at the same
-precision. Also printed: pesnet's matmul GFLOP/s against the machine's batched-matmul
-throughput at the same shapes, and the time of one 8-member prediction on 100 rows (the size
-of an MD step). The last line is JSON with the headline figures (float64; ``*_float32`` keys
-for float32).
+dropped as warm-up; scikit-learn: sum over members of each member's median epoch). The
+machine is shared, so variants run in interleaved rounds and keep their fastest round, and a
+variant stops early (after 3 epochs; 2 with --quick) once it has used its time budget — contention slows
+2-thread BLAS/OpenMP by 10x or more. Speedups compare pesnet with the fastest peer variant at
+the same precision. Also printed: pesnet's matmul GFLOP/s against the machine's best
+batched-matmul throughput at the same shapes, and the time of one 8-member prediction on 100
+rows (the size of an MD step). The last line is JSON with the headline figures (float64;
+``*_float32`` keys for float32). ``--quick``: 3 epochs, 2 s per variant, one round.
 
 PyTorch is not a pesnet dependency; install it for this benchmark only:
 ``pip install torch==2.13.0`` (CPU wheel). Without it the torch rows are skipped.
@@ -34,7 +37,6 @@ if any(v in os.environ for v in _BLAS_VARS) and not os.environ.get("_PESNET_BENC
 import argparse  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
@@ -54,8 +56,22 @@ def make_data(n, seed=0):
     return x, (y - y.mean()) / y.std()
 
 
+class Budget:
+    """Run ``epochs`` epochs, or stop early (after at least ``min_epochs``) once ``seconds``
+    have passed: a variant that a busy machine slows 10x must not hold the run hostage."""
+
+    def __init__(self, epochs, seconds, min_epochs=3):
+        self.epochs, self.seconds, self.min_epochs = epochs, seconds, min(min_epochs, epochs)
+        self.t0 = time.perf_counter()
+
+    def done(self, n_epochs):
+        return n_epochs >= self.epochs or (
+            n_epochs >= self.min_epochs and time.perf_counter() - self.t0 > self.seconds)
+
+
 def epoch_time(stamps):
-    """Median epoch duration from epoch-end time stamps (start first), warm-up epoch dropped."""
+    """Median epoch duration from time stamps (start first); the first epoch is dropped as
+    warm-up when there are at least two."""
     d = np.diff(stamps)
     return float(np.median(d[1:] if len(d) > 1 else d))
 
@@ -69,16 +85,21 @@ def matmul_flops_per_epoch(n_samples):
 
 
 # --- pesnet ----------------------------------------------------------------------------------
-def bench_pesnet(x, y, dtype, epochs, n_threads):
+def bench_pesnet(x, y, dtype, budget, n_threads):
     mlp = MLP(SIZES, M, activation="tanh", seed=0, dtype=dtype)
     stamps = [time.perf_counter()]
-    train(mlp, x, y, optimizer={"name": "adam", "learning_rate": LR}, epochs=epochs,
-          batch_size=BATCH, n_threads=n_threads,
-          callbacks=[lambda log: stamps.append(time.perf_counter())])
+
+    def clock(log):
+        stamps.append(time.perf_counter())
+        return budget.done(log.epoch + 1)
+
+    train(mlp, x, y, optimizer={"name": "adam", "learning_rate": LR}, epochs=budget.epochs,
+          batch_size=BATCH, n_threads=n_threads, callbacks=[clock])
     return epoch_time(stamps), mlp
 
 
 def bench_predict(mlp, rows=100, repeats=2000):
+    """Best-of-5 mean time (µs) of ``mlp.predict`` on ``rows`` rows."""
     x = np.random.default_rng(1).standard_normal((rows, N_IN)).astype(mlp.dtype)
     best = []
     for _ in range(5):
@@ -90,26 +111,41 @@ def bench_predict(mlp, rows=100, repeats=2000):
 
 
 # --- scikit-learn ------------------------------------------------------------------------------
-def bench_sklearn(x, y, dtype, epochs, blas_threads):
-    from sklearn.exceptions import ConvergenceWarning
+def bench_sklearn(x, y, dtype, budget, blas_threads):
+    """Member after member, one ``partial_fit`` (= one epoch) at a time; the ensemble's epoch
+    time is the sum over members of each member's median epoch time."""
     from sklearn.neural_network import MLPRegressor
-    per_epoch = np.zeros(epochs)
-    with threadpool_limits(blas_threads, user_api="blas"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    member_budget = Budget(budget.epochs, budget.seconds / M, budget.min_epochs)
+    total = 0.0
+    with threadpool_limits(blas_threads, user_api="blas"):
         for m in range(M):
             reg = MLPRegressor(hidden_layer_sizes=HIDDEN, activation="tanh", solver="adam",
                                learning_rate_init=LR, batch_size=BATCH, alpha=0.0,
                                shuffle=True, random_state=m)
-            for e in range(epochs):
-                t = time.perf_counter()
+            member_budget.t0 = time.perf_counter()
+            stamps = [member_budget.t0]
+            while not member_budget.done(len(stamps) - 1):
                 reg.partial_fit(x, y)
-                per_epoch[e] += time.perf_counter() - t
+                stamps.append(time.perf_counter())
+            total += epoch_time(stamps)
     assert reg.coefs_[0].dtype == dtype, "scikit-learn did not keep the precision"
-    return float(np.median(per_epoch[1:]))
+    return total
 
 
 # --- PyTorch -----------------------------------------------------------------------------------
-def bench_torch_loop(torch, x, y, dtype, epochs, threads):
+def _torch_epochs(torch, X, Y, budget, step):
+    gen = torch.Generator().manual_seed(0)
+    stamps = [time.perf_counter()]
+    while not budget.done(len(stamps) - 1):
+        perm = torch.randperm(X.shape[0], generator=gen)
+        for i in range(0, X.shape[0], BATCH):
+            idx = perm[i:i + BATCH]
+            step(X[idx], Y[idx])
+        stamps.append(time.perf_counter())
+    return epoch_time(stamps)
+
+
+def bench_torch_loop(torch, x, y, dtype, budget, threads):
     torch.set_num_threads(threads)
     tdt = {np.float64: torch.float64, np.float32: torch.float32}[dtype]
     torch.manual_seed(0)
@@ -117,24 +153,17 @@ def bench_torch_loop(torch, x, y, dtype, epochs, threads):
                                   torch.nn.Linear(*HIDDEN), torch.nn.Tanh(),
                                   torch.nn.Linear(HIDDEN[1], 1)).to(tdt) for _ in range(M)]
     opts = [torch.optim.Adam(m.parameters(), lr=LR) for m in models]
-    X, Y = torch.from_numpy(x), torch.from_numpy(y[:, None])
-    gen = torch.Generator().manual_seed(0)
-    stamps = [time.perf_counter()]
-    for _ in range(epochs):
-        perm = torch.randperm(X.shape[0], generator=gen)
-        for i in range(0, X.shape[0], BATCH):
-            idx = perm[i:i + BATCH]
-            xb, yb = X[idx], Y[idx]
-            for model, opt in zip(models, opts):
-                opt.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.mse_loss(model(xb), yb)
-                loss.backward()
-                opt.step()
-        stamps.append(time.perf_counter())
-    return epoch_time(stamps)
+
+    def step(xb, yb):
+        for model, opt in zip(models, opts):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.mse_loss(model(xb), yb).backward()
+            opt.step()
+
+    return _torch_epochs(torch, torch.from_numpy(x), torch.from_numpy(y[:, None]), budget, step)
 
 
-def bench_torch_batched(torch, x, y, dtype, epochs, threads):
+def bench_torch_batched(torch, x, y, dtype, budget, threads):
     torch.set_num_threads(threads)
     tdt = {np.float64: torch.float64, np.float32: torch.float32}[dtype]
     torch.manual_seed(0)
@@ -148,8 +177,6 @@ def bench_torch_batched(torch, x, y, dtype, epochs, threads):
         opt = torch.optim.Adam(params, lr=LR, fused=True)
     except (RuntimeError, TypeError):  # pragma: no cover - older torch
         opt = torch.optim.Adam(params, lr=LR, foreach=True)
-    X, Y = torch.from_numpy(x), torch.from_numpy(y[:, None])
-    gen = torch.Generator().manual_seed(0)
 
     def forward(xb):
         h = xb.expand(M, *xb.shape)
@@ -159,19 +186,13 @@ def bench_torch_batched(torch, x, y, dtype, epochs, threads):
                 h = torch.tanh(h)
         return h
 
-    stamps = [time.perf_counter()]
-    for _ in range(epochs):
-        perm = torch.randperm(X.shape[0], generator=gen)
-        for i in range(0, X.shape[0], BATCH):
-            idx = perm[i:i + BATCH]
-            xb, yb = X[idx], Y[idx]
-            opt.zero_grad(set_to_none=True)
-            # sum over members of each member's mean loss: member gradients as if alone
-            loss = ((forward(xb) - yb) ** 2).mean(dim=(1, 2)).sum()
-            loss.backward()
-            opt.step()
-        stamps.append(time.perf_counter())
-    return epoch_time(stamps)
+    def step(xb, yb):
+        opt.zero_grad(set_to_none=True)
+        # sum over members of each member's mean loss: member gradients as if alone
+        ((forward(xb) - yb) ** 2).mean(dim=(1, 2)).sum().backward()
+        opt.step()
+
+    return _torch_epochs(torch, torch.from_numpy(x), torch.from_numpy(y[:, None]), budget, step)
 
 
 def torch_predict_us(torch, dtype, rows=100, repeats=1000):
@@ -195,7 +216,7 @@ def torch_predict_us(torch, dtype, rows=100, repeats=1000):
 
 # --- machine throughput --------------------------------------------------------------------
 def batched_matmul_peak(dtype, repeats=300):
-    """Best GFLOP/s of (8,256,64)@(8,64,64) on this machine: one call with 2 BLAS threads, or
+    """GFLOP/s of (8,256,64)@(8,64,64) on this machine: one call with 1 or 2 BLAS threads, and
     two Python threads with 4 members and 1 BLAS thread each (what pesnet does)."""
     from concurrent.futures import ThreadPoolExecutor
     rng = np.random.default_rng(0)
@@ -214,7 +235,7 @@ def batched_matmul_peak(dtype, repeats=300):
             run(slice(None))
             t = time.perf_counter()
             run(slice(None))
-            results[f"1 call, BLAS {threads} thread(s)"] = flops * repeats / (time.perf_counter() - t)
+            results[f"1 call, BLAS {threads}"] = flops * repeats / (time.perf_counter() - t)
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(2) as pool:
         halves = [slice(0, M // 2), slice(M // 2, M)]
         list(pool.map(run, halves))
@@ -226,10 +247,17 @@ def batched_matmul_peak(dtype, repeats=300):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 epochs, fewer repeats")
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--quick", action="store_true",
+                        help="3 epochs, 2 s per variant, one round (well under a minute)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per variant and round")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds; each variant keeps its fastest round")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds per variant and round before it stops early")
     args = parser.parse_args()
-    epochs = args.epochs or (4 if args.quick else 20)
+    epochs = args.epochs or (3 if args.quick else 20)
+    rounds = args.rounds or (1 if args.quick else 2)
+    seconds = args.budget or (2.0 if args.quick else 12.0)
     try:
         import torch
     except ImportError:
@@ -239,9 +267,11 @@ def main():
     print("BLAS:", ", ".join(f"{i['internal_api']} {i.get('version')} kernel="
                              f"{i.get('architecture')} threads={i['num_threads']}" for i in blas))
     print(f"cores: {len(os.sched_getaffinity(0))};  numpy {np.__version__};  torch "
-          f"{torch.__version__ if torch else 'not installed (pip install torch==2.13.0)'}")
-    print(f"task: {M} members, {SIZES} tanh, Adam lr {LR}, batch {BATCH}, {N_SAMPLES} samples, "
-          f"{epochs} epochs; ms per ensemble epoch (median, warm-up dropped)\n")
+          f"{torch.__version__ if torch else 'not installed (pip install torch==2.13.0)'};  "
+          f"load average at start: {os.getloadavg()[0]:.2f}")
+    print(f"task: {M} members, {SIZES} tanh, Adam lr {LR}, batch {BATCH}, {N_SAMPLES} samples; "
+          f"up to {epochs} epochs or {seconds:g} s per variant, best of {rounds} interleaved "
+          f"round(s); ms per ensemble epoch\n")
 
     x64, y64 = make_data(N_SAMPLES)
     summary = {}
@@ -250,33 +280,39 @@ def main():
     print("-" * len(header))
     for dtype in (np.float64, np.float32):
         x, y = x64.astype(dtype), y64.astype(dtype)
-        rows = []
-        t_pes, mlp = bench_pesnet(x, y, dtype, epochs, None)
-        rows.append(("pesnet", "pesnet (member groups on 2 threads)", t_pes))
-        rows.append(("pesnet1", "pesnet (1 thread)", bench_pesnet(x, y, dtype, epochs, 1)[0]))
+        variants = [("pesnet", "pesnet (member groups on 2 threads)",
+                     lambda b: bench_pesnet(x, y, dtype, b, None)[0]),
+                    ("pesnet", "pesnet (1 thread)", lambda b: bench_pesnet(x, y, dtype, b, 1)[0])]
         for bt in (1, 2):
-            rows.append(("sklearn", f"scikit-learn MLPRegressor x8 (BLAS {bt})",
-                         bench_sklearn(x, y, dtype, epochs, bt)))
+            variants.append(("sklearn", f"scikit-learn MLPRegressor x8 (BLAS {bt})",
+                             lambda b, bt=bt: bench_sklearn(x, y, dtype, b, bt)))
         if torch is not None:
             for th in (1, 2):
-                rows.append(("torch", f"torch loop over 8 models ({th} thread(s))",
-                             bench_torch_loop(torch, x, y, dtype, epochs, th)))
-                rows.append(("torch", f"torch batched bmm, fused Adam ({th} thread(s))",
-                             bench_torch_batched(torch, x, y, dtype, epochs, th)))
-        t_pes = min(t for k, _, t in rows if k.startswith("pesnet"))
-        for kind, name, t in rows:
-            ratio = "" if kind.startswith("pesnet") else f"{t / t_pes:8.2f}x"
+                variants.append(("torch", f"torch loop over 8 models ({th} thread(s))",
+                                 lambda b, th=th: bench_torch_loop(torch, x, y, dtype, b, th)))
+                variants.append(("torch", f"torch batched bmm, fused Adam ({th} thread(s))",
+                                 lambda b, th=th: bench_torch_batched(torch, x, y, dtype, b, th)))
+        times = [np.inf] * len(variants)
+        peak = {}
+        for _ in range(rounds):
+            for i, (_, _, fn) in enumerate(variants):
+                times[i] = min(times[i], fn(Budget(epochs, seconds, 2 if args.quick else 3)))
+            for k, v in batched_matmul_peak(dtype).items():
+                peak[k] = max(peak.get(k, 0.0), v)
+        t_pes = min(t for (kind, _, _), t in zip(variants, times) if kind == "pesnet")
+        for (kind, name, _), t in zip(variants, times):
+            ratio = "" if kind == "pesnet" else f"{t / t_pes:8.2f}x"
             print(f"{np.dtype(dtype).name:9}  {name:44}  {1e3 * t:9.1f}  {ratio:>10}")
-        best = {k: min(t for kk, _, t in rows if kk == k) for k in ("sklearn", "torch")
-                if any(kk == k for kk, _, _ in rows)}
-        flops = matmul_flops_per_epoch(N_SAMPLES)
-        peak = batched_matmul_peak(dtype)
-        achieved = flops / t_pes / 1e9
+        best = {k: min(t for (kk, _, _), t in zip(variants, times) if kk == k)
+                for k in ("sklearn", "torch") if any(v[0] == k for v in variants)}
+        achieved = matmul_flops_per_epoch(N_SAMPLES) / t_pes / 1e9
+        mlp = bench_pesnet(x, y, dtype, Budget(1, 0), 1)[1]
         pred_us = bench_predict(mlp)
-        print(f"{'':9}  pesnet matmul throughput: {achieved:.1f} GFLOP/s = "
-              f"{100 * achieved / max(peak.values()):.0f}% of the machine's batched-matmul peak at "
-              f"(8,256,64)@(8,64,64): " + ", ".join(f"{k}: {v:.1f}" for k, v in peak.items()))
-        line = f"{'':9}  predict 8 members x 100 rows: pesnet {pred_us:.0f} us"
+        print(f"{'':9}  pesnet matmul throughput {achieved:.1f} GFLOP/s = "
+              f"{100 * achieved / max(peak.values()):.0f}% of the machine's best batched matmul "
+              f"(8,256,64)@(8,64,64) [GFLOP/s: " +
+              ", ".join(f"{k}: {v:.1f}" for k, v in peak.items()) + "]")
+        line = f"{'':9}  predict, 8 members x 100 rows: pesnet {pred_us:.0f} us"
         if torch is not None:
             torch.set_num_threads(1)
             line += f", torch bmm (1 thread) {torch_predict_us(torch, dtype):.0f} us"
@@ -288,6 +324,7 @@ def main():
         summary["fraction_of_matmul_peak" + suffix] = round(achieved / max(peak.values()), 3)
         summary["predict_us_100rows" + suffix] = round(pred_us, 1)
         summary["pesnet_ms_per_epoch" + suffix] = round(1e3 * t_pes, 1)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
     print(json.dumps(summary))
 
 
