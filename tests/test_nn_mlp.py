@@ -129,3 +129,14 @@ def test_input_and_constructor_validation():
         MLP((3, 1), init="zeros")
     with pytest.raises(InputError, match="tangent"):
         mlp.jvp(mlp.forward(np.zeros((4, 3))), np.zeros((2, 5, 3)))
+
+
+def test_nn_layer_imports_nothing_about_features():
+    """Layering: pesnet.nn knows nothing of descriptors or datasets."""
+    import subprocess
+    import sys
+    code = ("import sys, pesnet.nn; bad = [m for m in sys.modules if m.startswith("
+            "('pesnet.data', 'pesnet.descriptors', 'pesnet.potential', 'mlflow', 'torch'))];"
+            " print(bad); sys.exit(bool(bad))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
