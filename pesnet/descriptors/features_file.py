@@ -21,8 +21,11 @@ Layout (n configurations, N atoms, F features, N_e atoms of element e, M derivat
 of training configurations), ``derivative_dtype``, ``pesnet_version``.
 
 Derivatives are stored in float32 by default: forces −Σ_i (∂E/∂G_i)·(∂G_i/∂r_j) formed from
-them agree with float64 blocks to ~1e-7 relative (``test_featurize.py`` checks 1e-6), at half
-the size. Values and statistics stay float64.
+them agree with float64 blocks to ~1e-7 of the RMS force (``test_featurize.py`` checks 1e-6),
+at half the size. Values and statistics stay float64. Every array is chunked; values and index
+arrays are gzip-compressed, derivative blocks and strain are not: measured on 720 Cu
+configurations (32 atoms, 21 features, 6 Å), shuffle + gzip saved 12 % of the 205 MB but made
+writing 20 % and reading an epoch 5× slower (1.2 s instead of 0.25 s).
 """
 
 from __future__ import annotations

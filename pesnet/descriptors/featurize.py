@@ -253,8 +253,11 @@ def _open_output(f, acsf, ds, derivatives, dtype) -> dict:
                                                 maxshape=(None,), chunks=(1024,))
         out["centre"] = _appendable(g, "centre", (), np.int32, 16384)
         out["neighbour"] = _appendable(g, "neighbour", (), np.int32, 16384)
-        out["blocks"] = _appendable(g, "blocks", (F, 3), dtype, block_rows)
-        out["strain"] = _appendable(f, "strain", (F, 3, 3), dtype, max(4, block_rows // 3))
+        # Derivative floats barely compress (~10 % with shuffle + gzip) but would cost more time
+        # than the ACSF themselves to write and to read back every epoch: stored raw.
+        out["blocks"] = _appendable(g, "blocks", (F, 3), dtype, block_rows, compress=False)
+        out["strain"] = _appendable(f, "strain", (F, 3, 3), dtype, max(4, block_rows // 3),
+                                    compress=False)
     out["atoms_written"] = 0
     return out
 
