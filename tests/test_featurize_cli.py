@@ -96,3 +96,10 @@ def test_missing_dataset_and_bad_split(tmp_path, dataset, capsys):
         main(["featurize", str(dataset), "-o", str(tmp_path / "f.h5"), "--split", "0.5,0.5"])
     assert exit_info.value.code == 2
     assert "three comma-separated fractions" in capsys.readouterr().err
+
+
+def test_refuses_to_overwrite_the_dataset(dataset, capsys):
+    before = dataset.read_bytes()
+    assert main(["featurize", str(dataset), "-o", str(dataset), "--quiet"]) == 1
+    assert "must not overwrite its dataset" in capsys.readouterr().err
+    assert dataset.read_bytes() == before

@@ -169,6 +169,8 @@ def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = Tru
     if dtype not in (np.float32, np.float64):
         raise InputError(f"derivative dtype must be float32 or float64, got {derivative_dtype}")
     dataset = Path(dataset)
+    if Path(output).resolve() == dataset.resolve():
+        raise InputError(f"{output}: the features file must not overwrite its dataset")
     with Dataset(dataset) as ds:
         if acsf is None:
             acsf = default_acsf(ds.elements or [1], 6.0)
