@@ -24,6 +24,10 @@ COMMAND_MODULES = [
     "pesnet.cli.train",
     "pesnet.cli.evaluate",
     "pesnet.cli.predict",
+    "pesnet.cli.run",
+    "pesnet.cli.serve",
+    "pesnet.cli.ui",
+    "pesnet.cli.runs",
 ]
 
 

@@ -1,0 +1,61 @@
+"""``pesnet run pipelines/NAME.toml``: the whole chain, from raw configurations to a
+registered model, skipping steps whose inputs have not changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a pipeline spec: ingest, featurize, train, evaluate, log, register",
+        description="Run the pipeline described by a TOML spec. Each step is skipped when its "
+        "inputs and parameters are unchanged since its last run (content hashes in "
+        "RUN_DIR/state.json). Files go to the run directory, the record of the run to MLflow "
+        "(default store: ./mlruns/mlflow.db; $MLFLOW_TRACKING_URI overrides it). Exit code 0 "
+        "only if every step succeeded.",
+    )
+    parser.add_argument("spec", type=Path, help="pipeline spec, e.g. pipelines/quickstart.toml")
+    parser.add_argument("--run-dir", type=Path,
+                        help="directory for the run's files (default: runs/NAME)")
+    parser.add_argument("--force", action="store_true", help="rerun every step")
+    parser.add_argument("--tracking-uri",
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                        "sqlite:///<cwd>/mlruns/mlflow.db)")
+    parser.add_argument("--no-tracking", action="store_true",
+                        help="do not log to MLflow (the log and register steps are off)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pesnet.pipeline.runner import run_pipeline, summary_lines
+    from pesnet.pipeline.spec import load_spec
+    from pesnet.potential.evaluate import format_metrics
+    from pesnet.tracking.store import TrackingError, configure_mlflow, describe, \
+        resolve_tracking_uri
+
+    pipeline = load_spec(args.spec)
+    tracking = not args.no_tracking
+    uri = resolve_tracking_uri(args.tracking_uri) if tracking else None
+    if tracking:
+        configure_mlflow(quiet=True)
+    where = f"tracking {describe(uri)}" if tracking else "tracking off"
+    run_dir = args.run_dir or Path("runs") / pipeline.name
+    print(f"pesnet run {pipeline.name}: {run_dir}/, {where}", flush=True)
+    result = run_pipeline(pipeline, run_dir=run_dir, force=args.force, tracking=tracking,
+                          tracking_uri=uri, progress=not args.quiet)
+    if not result.did_work:
+        print("everything is up to date (use --force to run again)")
+    if result.metrics:
+        print(f"\n{result.metrics['split']} metrics ({pipeline.name})")
+        print(format_metrics(result.metrics["metrics"]))
+    print()
+    for line in summary_lines(result):
+        print(line)
+    if result.tracking_error:
+        raise TrackingError(f"tracking failed: {result.tracking_error}; the model and metrics "
+                            f"are in {run_dir}/ (run the same command again to log them once "
+                            f"the store is reachable)")
+    return 0 if result.ok else 1

@@ -1,0 +1,365 @@
+"""Pipeline specs: one TOML file describes a fit from raw configurations to a registered model.
+
+A spec names its pipeline (the MLflow experiment and the registered model), where the data
+comes from (files to ingest, or a reference-data recipe), the descriptor, the network
+architecture, the ensemble, the training settings, the split, what to evaluate and whether
+to register. Every table but ``[dataset]`` is optional; omitted keys take pesnet's defaults.
+Relative paths are relative to the spec file::
+
+    name = "quickstart"
+
+    [dataset]
+    files = ["../data/cu_emt.extxyz"]    # or: recipe = { name = "cu-fcc", calculator = "emt" }
+
+    [split]
+    fractions = [0.8, 0.1, 0.1]
+    seed = 0
+
+    [descriptor]                          # pesnet's default ACSF set at this cutoff (Å) ...
+    cutoff = 5.0                          # ... or explicit g2 = [[eta, r_s], ...], g4 = ...
+
+    [model]
+    hidden = [32, 32]
+    activation = "tanh"
+
+    [ensemble]
+    members = 5
+    seed = 0
+
+    [train]                               # any TrainSettings field but the four above
+    epochs = 100
+
+    [evaluate]
+    split = "test"
+
+    [register]
+    enabled = true                        # model name: the pipeline's name unless given
+
+:func:`load_spec` validates everything it can before any work starts (types, unknown keys,
+missing files, unknown recipes and calculators, descriptor and training parameters) and
+raises :class:`~pesnet.errors.InputError` with one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from pesnet.errors import InputError
+from pesnet.training.settings import TrainSettings
+
+#: TrainSettings fields that live in other tables of the spec ([model], [ensemble]).
+_ELSEWHERE = {"hidden": "model.hidden", "activation": "model.activation",
+              "n_members": "ensemble.members", "seed": "ensemble.seed",
+              "bootstrap": "ensemble.bootstrap"}
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class _Table(BaseModel):
+    """A spec table: unknown keys are errors, and TOML types are taken as they are."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class RecipeSpec(_Table):
+    """A seeded reference-data recipe (``pesnet generate --list`` shows them)."""
+
+    name: str
+    calculator: Optional[str] = None
+    seed: int = Field(0, ge=0)
+    scale: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _known(self):
+        from pesnet.data.calculators import available_calculators
+        from pesnet.data.recipes import RECIPES
+
+        if self.name not in RECIPES:
+            raise ValueError(f"unknown recipe {self.name!r}; known: {', '.join(sorted(RECIPES))}")
+        calculator = self.calculator or RECIPES[self.name].default_calculator
+        if calculator not in available_calculators():
+            raise ValueError(f"unknown calculator {calculator!r}; known: "
+                             f"{', '.join(sorted(available_calculators()))}")
+        return self
+
+
+class DatasetSpec(_Table):
+    """Where the labelled configurations come from: ``files`` or a ``recipe`` (not both)."""
+
+    files: list[str] = Field(default_factory=list)
+    recipe: Optional[RecipeSpec] = None
+    format: Optional[str] = None
+    index: str = ":"
+    energy_key: Optional[str] = None
+    forces_key: Optional[str] = None
+    stress_key: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if bool(self.files) == (self.recipe is not None):
+            raise ValueError("give either files = [...] or a recipe, not both and not neither")
+        return self
+
+
+class SplitSpec(_Table):
+    """Train/validation/test fractions and the seed of the shuffle."""
+
+    fractions: list[float] = Field(default_factory=lambda: [0.8, 0.1, 0.1])
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _fractions(self):
+        f = self.fractions
+        if len(f) != 3 or any(x < 0 for x in f) or not math.isclose(sum(f), 1.0, abs_tol=1e-6):
+            raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {f}")
+        if f[0] == 0 or f[1] == 0:
+            raise ValueError("the train and validation fractions must be positive")
+        return self
+
+
+class DescriptorSpec(_Table):
+    """ACSF parameters: pesnet's default set (cutoff, angular_cutoff, n_radial) or explicit
+    g2/g3/g4/g5 lists as in DScribe. ``elements`` defaults to the dataset's."""
+
+    cutoff: float = Field(6.0, gt=0)
+    angular_cutoff: Optional[float] = Field(None, gt=0)
+    n_radial: int = Field(8, ge=1)
+    elements: Optional[list[str]] = None
+    g2: Optional[list[list[float]]] = None
+    g3: Optional[list[float]] = None
+    g4: Optional[list[list[float]]] = None
+    g5: Optional[list[list[float]]] = None
+    derivative_dtype: Literal["float32", "float64"] = "float32"
+
+    @property
+    def explicit(self) -> bool:
+        return any(g is not None for g in (self.g2, self.g3, self.g4, self.g5))
+
+    def parameters(self, elements) -> dict:
+        """ACSF parameters (for :meth:`ACSF.from_params`) for ``elements`` (symbols or Z)."""
+        from pesnet.descriptors.defaults import default_parameters
+
+        elements = list(self.elements or elements)
+        if not self.explicit:
+            return default_parameters(elements, self.cutoff, n_radial=self.n_radial,
+                                      angular_cutoff=self.angular_cutoff)
+        params = {"elements": elements, "cutoff": self.cutoff, "g2": self.g2 or [],
+                  "g4": self.g4 or [], "g5": self.g5 or []}
+        if self.g3 is not None:
+            params["g3"] = self.g3
+        if self.angular_cutoff is not None:
+            params["angular_cutoff"] = self.angular_cutoff
+        return params
+
+    @model_validator(mode="after")
+    def _valid(self):
+        from pesnet.descriptors.acsf import ACSF
+
+        try:
+            ACSF.from_params(self.parameters(self.elements or ["H"]))
+        except InputError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+
+class ModelSpec(_Table):
+    """Architecture of every element's network."""
+
+    hidden: list[int] = Field(default_factory=lambda: list(TrainSettings().hidden))
+    activation: str = TrainSettings().activation
+
+
+class EnsembleSpec(_Table):
+    """Ensemble size and seed: member m of seed s draws its initial weights and bootstrap
+    weights from its own streams (:func:`pesnet.nn.initializers.member_rng`)."""
+
+    members: int = Field(TrainSettings().n_members, ge=1)
+    seed: int = Field(TrainSettings().seed, ge=0)
+    bootstrap: bool = TrainSettings().bootstrap
+
+
+def _train_table() -> type[BaseModel]:
+    """The [train] table: every TrainSettings field not set elsewhere, all optional, so new
+    training settings appear here without editing this module."""
+    hints = typing.get_type_hints(TrainSettings)
+    fields = {}
+    for f in dataclasses.fields(TrainSettings):
+        if f.name in _ELSEWHERE:
+            continue
+        kind = hints[f.name]
+        kind = {tuple: list}.get(kind, kind)
+        fields[f.name] = (Optional[kind], None)
+    return create_model("TrainSpec", __base__=_Table, **fields)
+
+
+TrainSpec = _train_table()
+
+
+class EvaluateSpec(_Table):
+    """Which split the final metrics and plots are computed on."""
+
+    split: Literal["test", "validation", "train", "all"] = "test"
+
+
+class RegisterSpec(_Table):
+    """Model Registry entry; ``name`` defaults to the pipeline's name."""
+
+    enabled: bool = True
+    name: Optional[str] = Field(None, pattern=_NAME_PATTERN)
+
+
+class PipelineSpec(_Table):
+    """The whole spec (see the module doc). The [register] table is the attribute
+    ``registry`` (``register`` is taken by Python's ABC machinery)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    description: str = ""
+    dataset: DatasetSpec
+    split: SplitSpec = SplitSpec()
+    descriptor: DescriptorSpec = DescriptorSpec()
+    model: ModelSpec = ModelSpec()
+    ensemble: EnsembleSpec = EnsembleSpec()
+    train: TrainSpec = TrainSpec()
+    evaluate: EvaluateSpec = EvaluateSpec()
+    registry: RegisterSpec = Field(RegisterSpec(), alias="register")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_in_other_tables(cls, values):
+        train = values.get("train") if isinstance(values, dict) else None
+        if isinstance(train, dict):
+            for key, home in _ELSEWHERE.items():
+                if key in train:
+                    raise ValueError(f"train.{key} belongs in the spec as {home}")
+        return values
+
+    def train_settings(self) -> TrainSettings:
+        values = {k: v for k, v in self.train.model_dump().items() if v is not None}
+        return TrainSettings(hidden=tuple(self.model.hidden), activation=self.model.activation,
+                             n_members=self.ensemble.members, seed=self.ensemble.seed,
+                             bootstrap=self.ensemble.bootstrap, **values)
+
+    @model_validator(mode="after")
+    def _training_is_valid(self):
+        try:
+            self.train_settings()
+        except InputError as error:
+            raise ValueError("train: " + str(error).removeprefix("training settings: ")) from None
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """The Model Registry name."""
+        return self.registry.name or self.name
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A loaded spec: the validated tables, the file it came from and its exact text."""
+
+    spec: PipelineSpec
+    path: Path
+    text: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def root(self) -> Path:
+        """The directory relative paths are resolved from (the spec's)."""
+        return self.path.parent
+
+    def source_files(self) -> list[Path]:
+        return [_resolve(self.root, name) for name in self.spec.dataset.files]
+
+    def flat_params(self) -> dict[str, str]:
+        """The spec flattened to dotted keys (``train.epochs``), with every training setting
+        resolved to the value used — what MLflow records as the run's params."""
+        tree = self.spec.model_dump(mode="json", by_alias=True)
+        tree["train"] = {k: v for k, v in self.spec.train_settings().to_dict().items()
+                         if k not in _ELSEWHERE}
+        tree["register"]["name"] = self.spec.model_name
+        return flatten(tree)
+
+
+def _resolve(root: Path, name: str) -> Path:
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
+    """Nested dicts → {"a.b": "value"}; lists and scalars as JSON text; None is skipped."""
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key != "schedule":
+            out.update(flatten(value, name + "."))
+        elif value is not None:
+            out[name] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def _location(loc) -> str:
+    parts = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        elif item not in ("function-after", "function-before"):
+            parts.append(str(item))
+    return ".".join(parts)
+
+
+def _message(path: Path, error: ValidationError) -> str:
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    key = _location(first["loc"])
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        text = "unknown key"
+    elif kind == "missing":
+        text = "missing (required)"
+    else:
+        text = first["msg"].removeprefix("Value error, ")
+        if "input" in first and kind.endswith(("_type", "_parsing")):
+            text += f", got {first['input']!r}"
+    more = f" (and {len(problems) - 1} more problem{'s' * (len(problems) > 2)})" \
+        if len(problems) > 1 else ""
+    return f"{path}: {key + ': ' if key else ''}{text}{more}"
+
+
+def load_spec(path) -> Pipeline:
+    """Read and validate a pipeline spec (see the module doc); one-line errors naming the key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such pipeline spec") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read the spec ({error})") from None
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"{path}: invalid TOML ({error})") from None
+    table.setdefault("name", path.stem)
+    try:
+        spec = PipelineSpec.model_validate(table)
+    except ValidationError as error:
+        raise InputError(_message(path, error)) from None
+    pipeline = Pipeline(spec, path, text)
+    for k, source in enumerate(pipeline.source_files()):
+        if not source.is_file():
+            what = "no such file" if not source.exists() else "not a file"
+            raise InputError(f"{path}: dataset.files[{k}]: {source}: {what}")
+    return pipeline

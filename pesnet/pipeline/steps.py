@@ -1,0 +1,504 @@
+"""The steps of a pipeline and the content hashes that let a step be skipped.
+
+ingest → featurize → train → evaluate → log → register. Each step declares its parameters,
+its input files and its output files. Its *key* is the SHA-256 of (step name, pesnet version,
+parameters, SHA-256 of every input); ``state.json`` in the run directory records each step's
+key and its outputs' digests. A step is up to date when its key is unchanged and its outputs
+still exist with the recorded contents; then it is skipped. File digests are cached by
+(size, mtime) so a large features file is not re-read on every run.
+
+The MLflow steps (log, register) run whenever the pipeline did any work in this invocation,
+so every MLflow run is complete on its own (curves are replayed from ``history.json`` when
+training was skipped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from pesnet import __version__
+from pesnet.errors import InputError
+from pesnet.fileio import atomic_output, sha256_file
+from pesnet.pipeline.spec import Pipeline
+from pesnet.tracking.store import TrackingError
+
+STATE_FILE = "state.json"
+PLOTS_DIR = "plots"
+
+
+# -- state ---------------------------------------------------------------------------------
+class StepState:
+    """The run directory's ``state.json``: per step its key, output digests and information
+    (e.g. the MLflow run id), plus a cache of file digests by (size, mtime)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / STATE_FILE
+        self.steps: dict = {}
+        self.files: dict = {}
+        if self.path.is_file():
+            try:
+                data = json.loads(self.path.read_text())
+                self.steps = dict(data.get("steps", {}))
+                self.files = dict(data.get("files", {}))
+            except (OSError, ValueError, AttributeError):
+                self.steps, self.files = {}, {}  # a damaged state only costs a rerun
+
+    def digest(self, path) -> str:
+        path = Path(path)
+        stat = path.stat()
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        cached = self.files.get(str(path.resolve()))
+        if cached and cached[:2] == stamp:
+            return cached[2]
+        value = sha256_file(path)
+        self.files[str(path.resolve())] = [*stamp, value]
+        return value
+
+    def entry(self, step: str) -> dict | None:
+        return self.steps.get(step)
+
+    def record(self, step: str, key: str, outputs: dict, info: dict | None = None) -> None:
+        self.steps[step] = {"key": key, "outputs": {n: [str(p), self.digest(p)]
+                                                    for n, p in outputs.items()},
+                            "info": info or {}, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.save()
+
+    def forget(self, step: str) -> None:
+        if self.steps.pop(step, None) is not None:
+            self.save()
+
+    def save(self) -> None:
+        with atomic_output(self.path, suffix=".json.tmp") as tmp:
+            tmp.write_text(json.dumps({"pesnet_version": __version__, "steps": self.steps,
+                                       "files": self.files}, indent=1))
+
+
+# -- context -------------------------------------------------------------------------------
+@dataclass
+class Context:
+    """What the steps share: the spec, the run directory, the state, the tracking session."""
+
+    pipeline: Pipeline
+    run_dir: Path
+    state: StepState
+    tracking_uri: str | None = None  # None: tracking off
+    progress: bool = True
+    session: object = None  # TrackingSession when tracking works
+    tracking_error: str | None = None
+    trained_live: bool = False  # learning curves were streamed to the session
+    ran: list = field(default_factory=list)
+
+    def path(self, name: str) -> Path:
+        return self.run_dir / name
+
+    @property
+    def spec(self):
+        return self.pipeline.spec
+
+
+class StepResult(NamedTuple):
+    """A finished step: a one-line summary, its output files, information for state.json."""
+
+    summary: str
+    outputs: dict
+    info: dict = {}
+
+
+class Step:
+    """A pipeline step (see the module doc). Subclasses define the four methods."""
+
+    name = "step"
+    tracking = False
+
+    def params(self, ctx: Context) -> dict:
+        return {}
+
+    def inputs(self, ctx: Context) -> dict:
+        return {}
+
+    def outputs(self, ctx: Context) -> dict:
+        return {}
+
+    def run(self, ctx: Context, key: str) -> StepResult:
+        raise NotImplementedError
+
+    def key(self, ctx: Context) -> str:
+        """SHA-256 of the step, pesnet's version, the parameters and the inputs' digests.
+        Raises FileNotFoundError if an input does not exist yet."""
+        digests = {name: ctx.state.digest(path) for name, path in self.inputs(ctx).items()}
+        text = json.dumps({"step": self.name, "pesnet": __version__, "params": self.params(ctx),
+                           "inputs": digests}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def up_to_date(self, ctx: Context, key: str) -> bool:
+        entry = ctx.state.entry(self.name)
+        if entry is None or entry.get("key") != key:
+            return False
+        for path, digest in entry.get("outputs", {}).values():
+            try:
+                if ctx.state.digest(path) != digest:
+                    return False
+            except OSError:
+                return False
+        return True
+
+
+# -- data ------------------------------------------------------------------------------------
+class Ingest(Step):
+    """Source files (or a recipe's generated data) → ``dataset.h5``, validated."""
+
+    name = "ingest"
+
+    def params(self, ctx):
+        d = ctx.spec.dataset
+        return {"format": d.format, "index": d.index, "energy_key": d.energy_key,
+                "forces_key": d.forces_key, "stress_key": d.stress_key,
+                "recipe": d.recipe.model_dump() if d.recipe else None}
+
+    def inputs(self, ctx):
+        return {f"files[{k}]": p for k, p in enumerate(ctx.pipeline.source_files())}
+
+    def outputs(self, ctx):
+        out = {"dataset": ctx.path("dataset.h5")}
+        if ctx.spec.dataset.recipe:
+            out["reference"] = ctx.path("reference.extxyz")
+        return out
+
+    def _generate(self, ctx) -> Path:
+        import ase.io
+
+        from pesnet.data.calculators import make_calculator
+        from pesnet.data.recipes import RECIPES, run_recipe
+
+        recipe = ctx.spec.dataset.recipe
+        calculator_name = recipe.calculator or RECIPES[recipe.name].default_calculator
+        frames = run_recipe(recipe.name, make_calculator(calculator_name), seed=recipe.seed,
+                            scale=recipe.scale)
+        bar = _bar(ctx, "generate", None, " configs")
+        collected = []
+        for atoms in frames:
+            collected.append(atoms)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        target = ctx.path("reference.extxyz")
+        with atomic_output(target, suffix=".extxyz") as tmp:
+            ase.io.write(tmp, collected, format="extxyz")
+        return target
+
+    def run(self, ctx, key):
+        from pesnet.data import Dataset
+        from pesnet.data.ingest import LabelKeys, ingest
+
+        d = ctx.spec.dataset
+        sources = [self._generate(ctx)] if d.recipe else ctx.pipeline.source_files()
+        keys = LabelKeys(energy=d.energy_key, forces=d.forces_key, stress=d.stress_key)
+        ingest(sources, ctx.path("dataset.h5"), fmt=None if d.recipe else d.format,
+               index=":" if d.recipe else d.index, keys=keys, progress=ctx.progress)
+        with Dataset(ctx.path("dataset.h5")) as ds:
+            n, atoms, elements = len(ds), ds.n_atoms_total, ds.elements
+        from ase.data import chemical_symbols
+
+        symbols = " ".join(chemical_symbols[z] for z in elements)
+        return StepResult(f"{n} configurations, {atoms} atoms ({symbols})", self.outputs(ctx),
+                          {"n_configs": n, "n_atoms": atoms, "elements": list(elements)})
+
+
+class Featurize(Step):
+    """``dataset.h5`` → ``features.h5``: ACSF values and derivatives, training statistics."""
+
+    name = "featurize"
+
+    def acsf_params(self, ctx) -> dict:
+        from pesnet.data import Dataset
+
+        with Dataset(ctx.path("dataset.h5")) as ds:
+            elements = ds.elements
+        if not elements:
+            raise InputError(f"{ctx.path('dataset.h5')}: the dataset has no atoms")
+        return ctx.spec.descriptor.parameters(elements)
+
+    def params(self, ctx):
+        return {"acsf": self.acsf_params(ctx), "split": ctx.spec.split.model_dump(),
+                "derivative_dtype": ctx.spec.descriptor.derivative_dtype,
+                "derivatives": _uses_forces(ctx)}
+
+    def inputs(self, ctx):
+        return {"dataset": ctx.path("dataset.h5")}
+
+    def outputs(self, ctx):
+        return {"features": ctx.path("features.h5")}
+
+    def run(self, ctx, key):
+        from pesnet.descriptors.acsf import ACSF
+        from pesnet.descriptors.featurize import featurize
+
+        acsf = ACSF.from_params(self.acsf_params(ctx))
+        summary = featurize(ctx.path("dataset.h5").resolve(), ctx.path("features.h5"), acsf,
+                            derivatives=_uses_forces(ctx),
+                            split=tuple(ctx.spec.split.fractions), seed=ctx.spec.split.seed,
+                            derivative_dtype=ctx.spec.descriptor.derivative_dtype,
+                            progress=ctx.progress)
+        return StepResult(f"{summary.n_configs} configurations, {summary.n_features} features "
+                          f"({acsf.cutoff:g} Å cutoff), {summary.file_bytes / 1e6:.0f} MB",
+                          self.outputs(ctx), {"n_features": summary.n_features})
+
+
+def _uses_forces(ctx) -> bool:
+    return ctx.spec.train_settings().force_weight > 0
+
+
+# -- training --------------------------------------------------------------------------------
+def history_to_json(history) -> list[dict]:
+    return [{k: (v.tolist() if isinstance(v, np.ndarray) else v)
+             for k, v in record._asdict().items()} for record in history]
+
+
+def history_from_json(rows) -> list:
+    """EpochRecords from :func:`history_to_json`'s output."""
+    from pesnet.training.trainer import EpochRecord
+
+    arrays = {"train_loss", "train_energy_rmse", "train_force_rmse", "val_loss",
+              "val_energy_rmse", "val_force_rmse", "learning_rate", "active"}
+    records = []
+    for row in rows:
+        values = {k: (np.asarray(v, bool if k == "active" else float) if k in arrays else v)
+                  for k, v in row.items() if k in EpochRecord._fields}
+        records.append(EpochRecord(**values))
+    return records
+
+
+def read_history(path) -> list:
+    return history_from_json(json.loads(Path(path).read_text()))
+
+
+class Train(Step):
+    """``features.h5`` → ``model.h5`` (+ ``history.json``): the ensemble, with a checkpoint
+    that a rerun with the same key resumes from."""
+
+    name = "train"
+
+    def params(self, ctx):
+        return ctx.spec.train_settings().to_dict()
+
+    def inputs(self, ctx):
+        return {"features": ctx.path("features.h5"), "dataset": ctx.path("dataset.h5")}
+
+    def outputs(self, ctx):
+        return {"model": ctx.path("model.h5"), "history": ctx.path("history.json")}
+
+    def run(self, ctx, key):
+        from pesnet.potential.io import save_model
+        from pesnet.training.trainer import train_potential
+
+        settings = ctx.spec.train_settings()
+        checkpoint = ctx.path("model.ckpt.h5")
+        pending = (ctx.state.entry("train.pending") or {}).get("key")
+        resume = pending == key and checkpoint.is_file()
+        ctx.state.steps["train.pending"] = {"key": key}
+        ctx.state.save()
+        callbacks = []
+        if ctx.progress:
+            from pesnet.training.progress import ProgressBar
+
+            callbacks.append(ProgressBar(settings.epochs))
+        tracker = None
+        if ctx.session is not None and not ctx.session.broken:
+            from pesnet.tracking.callback import MLflowCallback
+
+            tracker = MLflowCallback(ctx.session)
+            callbacks.append(tracker)
+        result = train_potential(ctx.path("features.h5"), settings,
+                                 dataset_path=ctx.path("dataset.h5"), callbacks=callbacks,
+                                 checkpoint_path=checkpoint, resume=resume)
+        save_model(result.potential, ctx.path("model.h5"))
+        with atomic_output(ctx.path("history.json"), suffix=".json.tmp") as tmp:
+            tmp.write_text(json.dumps(history_to_json(result.history)))
+        ctx.state.steps.pop("train.pending", None)
+        with contextlib.suppress(OSError):
+            checkpoint.unlink()
+        if tracker is not None:
+            ctx.trained_live = tracker.error is None
+            if tracker.error:
+                ctx.tracking_error = ctx.tracking_error or tracker.error
+        last = result.history[-1]
+        potential = result.potential
+        return StepResult(
+            f"{potential.n_members} members, {last.epoch + 1} epochs"
+            f"{' (resumed)' if resume else ''}; validation MAE "
+            f"{1e3 * last.val_energy_mae_ensemble:.2f} meV/atom, "
+            f"{1e3 * last.val_force_mae_ensemble:.1f} meV/Å",
+            self.outputs(ctx), {"epochs": int(last.epoch + 1)})
+
+
+# -- evaluation ------------------------------------------------------------------------------
+class Evaluate(Step):
+    """``model.h5`` on the chosen split → ``metrics.json`` and the plots."""
+
+    name = "evaluate"
+
+    def params(self, ctx):
+        return {"split": ctx.spec.evaluate.split}
+
+    def inputs(self, ctx):
+        return {"model": ctx.path("model.h5"), "dataset": ctx.path("dataset.h5"),
+                "history": ctx.path("history.json")}
+
+    def outputs(self, ctx):
+        return {"metrics": ctx.path("metrics.json")}
+
+    def run(self, ctx, key):
+        from pesnet.data import Dataset, split_indices
+        from pesnet.potential.evaluate import evaluate_potential
+        from pesnet.potential.io import load_model
+        from pesnet.tracking.plots import write_plots
+
+        model = load_model(ctx.path("model.h5"))
+        name = ctx.spec.evaluate.split
+        indices = None
+        if name != "all":
+            info = model.metadata["split"]
+            with Dataset(ctx.path("dataset.h5")) as ds:
+                n = len(ds)
+            indices = getattr(split_indices(n, tuple(info["fractions"]), int(info["seed"])), name)
+            if len(indices) == 0:
+                raise InputError(f"{ctx.pipeline.path}: evaluate.split: the {name} split is "
+                                 f"empty (split.fractions = {list(info['fractions'])})")
+        evaluation = evaluate_potential(model, ctx.path("dataset.h5"), indices,
+                                        progress=ctx.progress)
+        plots_dir = ctx.path(PLOTS_DIR)
+        for old in plots_dir.glob("*.png") if plots_dir.is_dir() else ():
+            old.unlink()
+        written = write_plots(evaluation, read_history(ctx.path("history.json")), plots_dir)
+        with atomic_output(ctx.path("metrics.json"), suffix=".json.tmp") as tmp:
+            tmp.write_text(json.dumps({"split": name, "metrics": evaluation.metrics}, indent=2))
+        outputs = {**self.outputs(ctx), **{f"plots/{p.name}": p for p in written}}
+        m = evaluation.metrics
+        forces = f", {1e3 * m['force_mae']:.1f} meV/Å" if "force_mae" in m else ""
+        return StepResult(f"{name} split, {m['n_configs']} configurations: MAE "
+                          f"{1e3 * m['energy_mae_per_atom']:.2f} meV/atom{forces}; "
+                          f"{len(written)} plots", outputs)
+
+
+def read_metrics(run_dir) -> dict:
+    """metrics.json of a run directory: {"split": name, "metrics": {...}}."""
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+# -- MLflow ------------------------------------------------------------------------------------
+class Log(Step):
+    """Everything to the MLflow run: dataset input, tags, curves (replayed if training was
+    skipped), final metrics, artefacts and the pyfunc model."""
+
+    name = "log"
+    tracking = True
+
+    def params(self, ctx):
+        return {"tracking_uri": ctx.tracking_uri, "experiment": ctx.spec.name}
+
+    def inputs(self, ctx):
+        files = {"spec": ctx.path("spec.toml"), "model": ctx.path("model.h5"),
+                 "metrics": ctx.path("metrics.json"), "history": ctx.path("history.json")}
+        return files
+
+    def run(self, ctx, key):
+        from pesnet.data import Dataset
+        from pesnet.potential.io import load_model
+
+        session = _session(ctx)
+        dataset = ctx.path("dataset.h5")
+        dataset_sha = ctx.state.digest(dataset)
+        model_sha = ctx.state.digest(ctx.path("model.h5"))
+        model = load_model(ctx.path("model.h5"))
+        sources = ctx.pipeline.source_files()
+        recipe = ctx.spec.dataset.recipe
+        with Dataset(dataset) as ds:
+            n_configs = len(ds)
+            example = min((ds[int(k)] for k in range(min(n_configs, 50))), key=len)
+        session.set_tags({"pesnet.dataset_sha256": dataset_sha,
+                          "pesnet.model_sha256": model_sha,
+                          "pesnet.run_dir": str(ctx.run_dir.resolve()),
+                          "pesnet.spec": str(ctx.pipeline.path.resolve()),
+                          "pesnet.steps_run": ",".join(ctx.ran) or "none"})
+        name = f"{recipe.name} ({recipe.calculator or 'default'})" if recipe else \
+            ",".join(p.stem for p in sources)
+        source = ctx.path("reference.extxyz") if recipe else sources[0]
+        session.log_dataset(dataset, dataset_sha, name, source=source, n_configs=n_configs)
+        if not ctx.trained_live:
+            history = read_history(ctx.path("history.json"))
+            settings = ctx.spec.train_settings()
+            if not session.member_run_ids:
+                session.start_members(settings.n_members, settings.seed, settings.bootstrap)
+            session.log_epochs(history)
+            session.finish_members(model.metadata)
+        scores = read_metrics(ctx.run_dir)
+        session.log_metrics(scores["metrics"], prefix=f"{scores['split']}_")
+        for file in ("spec.toml", "model.h5", "metrics.json", "history.json"):
+            session.log_artifact(ctx.path(file))
+        if ctx.path(PLOTS_DIR).is_dir():
+            session.log_artifacts(ctx.path(PLOTS_DIR), PLOTS_DIR)
+        model_uri, model_id = session.log_pyfunc(ctx.path("model.h5"), example)
+        return StepResult(f"MLflow run {session.run_name} ({session.run_id[:8]}) in "
+                          f"experiment {ctx.spec.name}", {},
+                          {"run_id": session.run_id, "model_uri": model_uri,
+                           "model_id": model_id, "model_sha256": model_sha,
+                           "dataset_sha256": dataset_sha})
+
+
+class Register(Step):
+    """The logged pyfunc → a version of the registered model named in the spec."""
+
+    name = "register"
+    tracking = True
+
+    def params(self, ctx):
+        log = (ctx.state.entry("log") or {}).get("info", {})
+        return {"name": ctx.spec.model_name, "enabled": ctx.spec.registry.enabled,
+                "model_uri": log.get("model_uri"), "tracking_uri": ctx.tracking_uri}
+
+    def run(self, ctx, key):
+        if not ctx.spec.registry.enabled:
+            return StepResult("disabled in the spec ([register] enabled = false)", {})
+        session = _session(ctx)
+        log = (ctx.state.entry("log") or {}).get("info", {})
+        if log.get("run_id") != session.run_id:
+            raise TrackingError("nothing to register: the log step did not finish in this run")
+        name = ctx.spec.model_name
+        version, created = session.register(
+            name, log["model_uri"], log.get("model_id"),
+            tags={"pesnet.model_sha256": log["model_sha256"],
+                  "pesnet.dataset_sha256": log["dataset_sha256"],
+                  "pesnet.pipeline": ctx.spec.name},
+            description=ctx.spec.description)
+        session.set_tags({"pesnet.registered_model": f"{name}/{version}"})
+        what = "new version" if created else "already held by version"
+        return StepResult(f"model {name}: {what} {version} (models:/{name}/{version})", {},
+                          {"name": name, "version": version})
+
+
+def _session(ctx):
+    if ctx.session is None or ctx.session.broken:
+        reason = (ctx.session.broken if ctx.session is not None else None) or ctx.tracking_error
+        raise TrackingError(reason or "no MLflow session")
+    return ctx.session
+
+
+def _bar(ctx, desc: str, total, unit: str):
+    if not ctx.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False)
+
+
+#: The pipeline, in order.
+STEPS = (Ingest(), Featurize(), Train(), Evaluate(), Log(), Register())

@@ -1,0 +1,16 @@
+"""MLflow tracking: where runs are stored, what a pipeline run logs, plots, the pyfunc model.
+
+Modules: :mod:`.store` (tracking URI, artefact location, locking, reachability),
+:mod:`.session` (parent and member runs, params, metrics, artefacts, registry),
+:mod:`.callback` (the training callback streaming learning curves), :mod:`.plots`
+(matplotlib PNGs), :mod:`.serving` (request/answer format of the served model),
+:mod:`.pyfunc_model` (the models-from-code file MLflow loads), :mod:`.registry`
+(serving and the UI as subprocesses) and :mod:`.query` (recent runs for the terminal).
+
+Importing this package does not import MLflow (it costs ~1.5 s); the functions that need it
+import it when called.
+"""
+
+from pesnet.tracking.store import TrackingError, default_tracking_uri, resolve_tracking_uri
+
+__all__ = ["TrackingError", "default_tracking_uri", "resolve_tracking_uri"]

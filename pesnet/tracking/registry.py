@@ -1,0 +1,102 @@
+"""Registered models and the two MLflow servers pesnet starts: the model server and the UI.
+
+Both run as ``python -m mlflow ...`` subprocesses of pesnet's interpreter, with that
+interpreter's ``bin`` directory first on ``PATH`` (``mlflow models serve --env-manager local``
+starts ``uvicorn`` by name and fails without it) and ``MLFLOW_TRACKING_URI`` set to the store
+(``models:/NAME/VERSION`` is resolved through its registry). Both bind 127.0.0.1 unless told
+otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+from pesnet.errors import InputError
+from pesnet.tracking import store
+from pesnet.tracking.store import TrackingError
+
+
+def latest_version(uri: str, name: str) -> str:
+    """The highest version number of registered model ``name``."""
+    from mlflow.exceptions import MlflowException
+
+    store.check_reachable(uri)
+    client = store.client(uri)
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException as error:
+        raise TrackingError(f"cannot read the Model Registry of {store.describe(uri)}: "
+                            f"{error}") from None
+    if not versions:
+        raise InputError(f"no registered model named {name!r} in {store.describe(uri)}; "
+                         f"`pesnet run pipelines/{name}.toml` registers it")
+    return str(max(int(v.version) for v in versions))
+
+
+def example_request(uri: str, name: str, version: str) -> Path | None:
+    """The logged ``serving_input_example.json`` of a version, if its artefacts are local."""
+    from urllib.parse import unquote, urlparse
+
+    try:
+        location = store.client(uri).get_model_version_download_uri(name, version)
+    except Exception:  # only a hint: never fail over it
+        return None
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return None
+    path = Path(unquote(parsed.path)) / "serving_input_example.json"
+    return path if path.is_file() else None
+
+
+def server_env(uri: str) -> dict:
+    """Environment for an MLflow server subprocess (see the module doc)."""
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env["MLFLOW_TRACKING_URI"] = uri
+    return env
+
+
+def check_port_free(host: str, port: int) -> None:
+    """InputError if nothing can listen on ``host:port``."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise InputError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
+                             f"choose another --port") from None
+
+
+def serve_command(model_uri: str, host: str = "127.0.0.1", port: int = 5001,
+                  workers: int = 1, timeout: int = 60) -> list[str]:
+    """``mlflow models serve`` of ``model_uri`` in pesnet's own environment."""
+    return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
+            "--env-manager", "local", "-h", host, "-p", str(port), "-w", str(workers),
+            "-t", str(timeout)]
+
+
+def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000,
+               workers: int = 1) -> list[str]:
+    """``mlflow ui`` on the store ``uri`` (one worker: four cost ~1.3 GB)."""
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
+            "--port", str(port), "--workers", str(workers)]
+
+
+def run_foreground(command: list[str], env: dict) -> int:
+    """Run a server until it exits or the user presses Ctrl-C (then stop it cleanly)."""
+    import subprocess
+
+    process = subprocess.Popen(command, env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        raise
