@@ -12,6 +12,17 @@ Knows nothing of atoms or descriptors (it must not import :mod:`pesnet.data` or
 * :mod:`~pesnet.nn.schedules`    — constant, exponential, step, cosine, reduce-on-plateau
 * :mod:`~pesnet.nn.training`     — mini-batch training, threads over member groups, early stopping
 * :mod:`~pesnet.nn.regressor`    — :class:`EnsembleRegressor`, scikit-learn style fit/predict
+
+Typical use by a potential (atomic energy E_i = net(G_i), G_i the descriptor row of atom i)::
+
+    net = MLP((n_features, 64, 64, 1), n_members=8, seed=0)
+    cache = net.forward(G)                      # G: (B, n_features) shared, or (M, B, n_features)
+    E = cache.output                            # (M, B, 1) atomic energies of every member
+    dE_dG = net.input_gradient(cache)           # (M, B, n_features) -> forces via dG/dr
+    # weight gradient of  Σ_i g_i E_i + Σ_i u_i·∂E_i/∂G_i  (energy + force loss terms):
+    grads = net.backward_with_tangent(cache, u, g_y=g)   # (M, P) laid out like net.params
+    dW, db = net.layer_views(grads)             # per-layer views, if needed
+    state = optimizer.init_state(net.params); optimizer.step(net.params, grads, lr, state, tmp)
 """
 
 from pesnet.nn.activations import get_activation
@@ -22,5 +33,6 @@ from pesnet.nn.regressor import EnsembleRegressor, Prediction
 from pesnet.nn.schedules import get_schedule
 from pesnet.nn.training import EarlyStopping, EpochLog, History, train
 
-__all__ = ["MLP", "ForwardCache", "EnsembleRegressor", "Prediction", "train", "EarlyStopping", "EpochLog", "History",
+__all__ = ["MLP", "ForwardCache", "EnsembleRegressor", "Prediction", "train",
+           "EarlyStopping", "EpochLog", "History",
            "get_activation", "get_loss", "get_optimizer", "get_schedule"]

@@ -12,8 +12,8 @@ Initialisers
 ------------
 Each initialiser draws one weight matrix of shape ``(fan_in, fan_out)`` from a generator:
 
-* Xavier/Glorot uniform: U(-r, r), r = √(6 / (fan_in + fan_out));  normal: σ = √(2 / (fan_in + fan_out))
-* He/Kaiming uniform:    U(-r, r), r = √(6 / fan_in);              normal: σ = √(2 / fan_in)
+* Xavier/Glorot: uniform U(-r, r), r = √(6/(fan_in + fan_out));  normal σ = √(2/(fan_in + fan_out))
+* He/Kaiming:    uniform U(-r, r), r = √(6/fan_in);             normal σ = √(2/fan_in)
 
 Biases start at zero.
 """
@@ -28,7 +28,8 @@ from pesnet.errors import InputError
 
 __all__ = [
     "INITIALIZERS", "get_initializer", "xavier_uniform", "xavier_normal", "he_uniform",
-    "he_normal", "member_rng", "shared_rng", "INIT", "BOOTSTRAP", "SHUFFLE", "SPLIT",
+    "he_normal", "member_rng", "shared_rng", "resolve_seed", "INIT", "BOOTSTRAP", "SHUFFLE",
+    "SPLIT",
 ]
 
 # stream purposes (the last element of a spawn key)

@@ -39,7 +39,8 @@ class Loss:
         return {"name": self.name, "reduction": self.reduction}
 
     def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items() if k != 'name')})"
+        args = (f"{k}={v!r}" for k, v in self.config().items() if k != "name")
+        return f"{type(self).__name__}({', '.join(args)})"
 
     def _norm(self, y):
         return 1.0 / (y.shape[-2] * y.shape[-1]) if self.reduction == "mean" else 1.0

@@ -98,7 +98,8 @@ class MLP:
                  member_offset=0, dtype=np.float64):
         sizes = tuple(int(n) for n in layer_sizes)
         if len(sizes) < 2 or min(sizes) < 1:
-            raise InputError(f"layer_sizes must hold at least two positive widths, got {layer_sizes!r}")
+            raise InputError(
+                f"layer_sizes must hold at least two positive widths, got {layer_sizes!r}")
         if int(n_members) < 1:
             raise InputError(f"n_members must be >= 1, got {n_members!r}")
         dtype = np.dtype(dtype)
@@ -107,7 +108,8 @@ class MLP:
         n_hidden = len(sizes) - 2
         if isinstance(activation, (list, tuple)):
             if len(activation) != n_hidden:
-                raise InputError(f"{len(activation)} activations given for {n_hidden} hidden layers")
+                raise InputError(
+                    f"{len(activation)} activations given for {n_hidden} hidden layers")
             hidden = [get_activation(a) for a in activation]
         else:
             hidden = [get_activation(activation)] * n_hidden
@@ -219,7 +221,8 @@ class MLP:
                     raise InputError(f"parameter array {key!r} missing")
                 src = np.asarray(arrays[key])
                 if src.shape != dst.shape:
-                    raise InputError(f"parameter {key}: expected shape {dst.shape}, got {src.shape}")
+                    raise InputError(
+                        f"parameter {key}: expected shape {dst.shape}, got {src.shape}")
                 dst[...] = src
         return self
 

@@ -60,7 +60,8 @@ class Optimizer:
                 "weight_decay": self.weight_decay}
 
     def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items() if k != 'name')})"
+        args = (f"{k}={v!r}" for k, v in self.config().items() if k != "name")
+        return f"{type(self).__name__}({', '.join(args)})"
 
     def init_state(self, params):
         """Optimiser state for ``params`` (M, P): a dict of arrays with a leading member axis."""

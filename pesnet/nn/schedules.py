@@ -50,7 +50,8 @@ class Schedule:
                                       if not k.startswith("_") and k != "n_members"}
 
     def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items() if k != 'name')})"
+        args = (f"{k}={v!r}" for k, v in self.config().items() if k != "name")
+        return f"{type(self).__name__}({', '.join(args)})"
 
 
 class Constant(Schedule):
