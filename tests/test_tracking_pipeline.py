@@ -218,3 +218,61 @@ def test_unreachable_server_still_trains_and_says_tracking_failed(cu_features, t
     assert captured.err.strip().splitlines()[-1].startswith("pesnet run: error: tracking failed")
     assert "FAILED (tracking)" in captured.out and "test metrics" in captured.out
     assert elapsed < 60
+
+
+def test_served_model_answers_on_loopback(tracked, store, cu_features):
+    """`pesnet serve NAME` (mlflow models serve --env-manager local) on 127.0.0.1: energies,
+    forces and their uncertainties for extxyz text and for the JSON structure form."""
+    import io
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    import ase.io
+
+    from pesnet.potential.io import load_model
+    from tests.pipeline_helpers import pesnet_command, stop, subprocess_env, wait_for_http
+
+    _, _, run_dir, _, _ = tracked
+    port = free_port()
+    log = run_dir.parent / "serve.log"
+    with open(log, "w") as sink:
+        server = subprocess.Popen(pesnet_command("serve", "tiny-tracked", "--port", port),
+                                  env=subprocess_env(MLFLOW_TRACKING_URI=store), stdout=sink,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def post(payload):
+        request = urllib.request.Request(f"{url}/invocations", json.dumps(payload).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return json.loads(answer.read())
+
+    try:
+        wait_for_http(f"{url}/health", server, timeout=120)
+        frames = ase.io.read(cu_features / "cu.extxyz", ":2")
+        text = io.StringIO()
+        ase.io.write(text, frames, format="extxyz")
+        answer = post({"dataframe_records": [{"extxyz": text.getvalue()}]})["predictions"]
+        local = load_model(run_dir / "model.h5").predict(frames[0])
+        assert len(answer) == 2
+        assert answer[0]["energy"] == pytest.approx(float(local.energy[0]))
+        assert answer[0]["energy_std"] == pytest.approx(float(local.energy_std[0]))
+        assert np.allclose(answer[0]["forces"], local.forces)
+        assert np.allclose(answer[0]["forces_std"], local.forces_std)
+        assert len(answer[0]["stress"]) == 6
+
+        atoms = frames[1]
+        record = {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
+                  "cell": atoms.cell[:].tolist(), "pbc": atoms.pbc.tolist()}
+        answer = post({"dataframe_split": {"columns": list(record), "data": [list(record.values())]}})
+        assert answer["predictions"][0]["energy"] == pytest.approx(
+            load_model(run_dir / "model.h5").predict(atoms).energy[0])
+
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            post({"dataframe_records": [{"extxyz": "this is not a structure"}]})
+        assert bad.value.code == 400
+        assert "extxyz" in json.loads(bad.value.read())["message"]
+    finally:
+        stop(server)
+    assert "serving models:/tiny-tracked/1" in log.read_text()

@@ -24,6 +24,7 @@ class MLflowCallback:
         self.error: str | None = None
         self._pending: list = []
         self._stamps: list[float] = []
+        self._seen: set[int] = set()
         self._last_flush = time.monotonic()
 
     def _safely(self, action, *args, **kwargs) -> None:
@@ -44,6 +45,7 @@ class MLflowCallback:
     def on_epoch_end(self, record) -> None:
         self._pending.append(record)
         self._stamps.append(time.time())
+        self._seen.add(int(record.epoch))
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
@@ -55,8 +57,7 @@ class MLflowCallback:
 
     def on_train_end(self, potential, history) -> None:
         # epochs before a resume were never seen here: log them first, then the buffer
-        seen = {int(r.epoch) for r in self._pending}
-        earlier = [r for r in history if int(r.epoch) not in seen]
+        earlier = [r for r in history if int(r.epoch) not in self._seen]
         if earlier:
             self._safely(self.session.log_epochs, earlier)
         self.flush()

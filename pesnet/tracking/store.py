@@ -151,9 +151,9 @@ def client(uri: str):
     create the schema) happens under :func:`store_lock`."""
     from mlflow import MlflowClient
 
-    configure_mlflow()
-    mlflow_client = MlflowClient(tracking_uri=uri)
+    configure_mlflow(quiet=False)
     with store_lock(uri):
+        mlflow_client = MlflowClient(tracking_uri=uri)
         mlflow_client.search_experiments(max_results=1)  # opens (and migrates) the store
     return mlflow_client
 

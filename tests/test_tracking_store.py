@@ -1,0 +1,140 @@
+"""Tracking URI resolution, artefact locations, the store lock, reachability, lazy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pesnet.tracking import store
+from pesnet.tracking.store import TrackingError
+from tests.pipeline_helpers import free_port
+
+
+def test_default_store_is_sqlite_inside_mlruns(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    uri = store.resolve_tracking_uri()
+    assert uri == f"sqlite:///{tmp_path.resolve() / 'mlruns' / 'mlflow.db'}"
+    assert store.sqlite_path(uri) == tmp_path.resolve() / "mlruns" / "mlflow.db"
+    assert store.artifact_location(uri, "my run/1") == \
+        (tmp_path.resolve() / "mlruns" / "my_run_1").as_uri()
+    assert store.describe(uri) == "mlruns/mlflow.db (SQLite)"
+
+
+def test_environment_and_argument_override_the_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    assert store.resolve_tracking_uri() == "http://mlflow.example:5000"
+    assert store.artifact_location("http://mlflow.example:5000", "x") is None
+    assert store.is_remote("http://mlflow.example:5000")
+    # a relative SQLite path is pinned to the working directory
+    assert store.resolve_tracking_uri("sqlite:///db/m.db") == \
+        f"sqlite:///{tmp_path.resolve() / 'db' / 'm.db'}"
+
+
+def test_closed_port_fails_fast_with_a_clear_message():
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(TrackingError, match=f"cannot reach the MLflow tracking server at "
+                                            f"http://127.0.0.1:{port}"):
+        store.check_reachable(f"http://127.0.0.1:{port}", timeout=2)
+    assert time.monotonic() - started < 5
+
+
+def test_unwritable_sqlite_location_is_reported(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(TrackingError, match="cannot create the tracking store"):
+        store.check_reachable(f"sqlite:///{blocker / 'mlruns' / 'mlflow.db'}")
+
+
+def test_store_lock_is_exclusive_across_holders(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    order = []
+
+    def hold():
+        with store.store_lock(uri):
+            order.append("second")
+
+    with store.store_lock(uri):
+        worker = threading.Thread(target=hold)
+        worker.start()
+        time.sleep(0.3)
+        order.append("first")
+    worker.join(timeout=10)
+    assert order == ["first", "second"]
+    assert (tmp_path / "mlruns" / "mlflow.db.lock").exists()
+
+
+def test_using_tracking_uri_restores_the_environment(monkeypatch):
+    import os
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/before.db")
+    with store.using_tracking_uri("sqlite:////tmp/during.db"):
+        import mlflow
+
+        assert mlflow.get_tracking_uri() == "sqlite:////tmp/during.db"
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:////tmp/before.db"
+    assert mlflow.get_tracking_uri() == "sqlite:////tmp/before.db"
+
+
+def test_pesnet_and_its_cli_do_not_import_mlflow():
+    code = ("import sys, pesnet, pesnet.pipeline.runner, pesnet.tracking.session, "
+            "pesnet.tracking.callback, pesnet.tracking.registry, pesnet.tracking.query\n"
+            "from pesnet.cli.main import build_parser; build_parser()\n"
+            "heavy = [m for m in ('mlflow', 'matplotlib', 'pandas') if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_server_commands_bind_loopback_and_find_uvicorn():
+    from pesnet.tracking import registry
+
+    serve = registry.serve_command("models:/x/3", port=5123)
+    assert serve[:5] == [sys.executable, "-m", "mlflow", "models", "serve"]
+    assert serve[serve.index("--env-manager") + 1] == "local"
+    assert serve[serve.index("-h") + 1] == "127.0.0.1"
+    ui = registry.ui_command("sqlite:////tmp/m.db")
+    assert ui[ui.index("--host") + 1] == "127.0.0.1" and ui[ui.index("--workers") + 1] == "1"
+    assert ui[ui.index("--backend-store-uri") + 1] == "sqlite:////tmp/m.db"
+    env = registry.server_env("sqlite:////tmp/m.db")
+    assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    assert env["MLFLOW_TRACKING_URI"] == "sqlite:////tmp/m.db"
+
+
+def test_busy_port_is_a_user_error():
+    import socket
+
+    from pesnet.errors import InputError
+    from pesnet.tracking.registry import check_port_free
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(InputError, match="choose another --port"):
+            check_port_free("127.0.0.1", busy.getsockname()[1])
+
+
+def test_ui_with_a_remote_store_points_at_the_server(monkeypatch, capsys):
+    from pesnet.cli.main import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    assert main(["ui"]) == 0
+    assert "http://mlflow.example:5000" in capsys.readouterr().out
+
+
+def test_runs_on_an_empty_project(tmp_path, monkeypatch, capsys):
+    from pesnet.cli.main import main
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["runs"]) == 0
+    assert "no runs yet" in capsys.readouterr().out
+    assert not (tmp_path / "mlruns").exists()
