@@ -114,6 +114,7 @@ def configure_mlflow(quiet: bool = True) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if quiet:
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
         for name in ("mlflow", "alembic"):
             logger = logging.getLogger(name)
             if logger.level in (logging.NOTSET, logging.INFO, logging.DEBUG):
