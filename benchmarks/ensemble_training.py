@@ -10,7 +10,7 @@ Task: 8 members, 64 inputs, hidden 64-64 tanh, scalar output, Adam (lr 1e-3), ba
 
 Times are the median wall time of one epoch of the whole 8-member ensemble (first epoch
 dropped as warm-up; scikit-learn: sum over members of each member's median epoch, --quick
-times 2 members and scales by 4; torch: median batch time x batches per epoch). The
+times 2 members and scales by 4). The
 machine is shared, so each variant trains in 5 interleaved rounds of 4 epochs (20 epochs in
 all) and keeps its fastest round; a round stops early (after 2 epochs) once it has used its
 time budget, and a variant 5x slower than the best is measured once — a busy core slows
@@ -137,12 +137,12 @@ def bench_sklearn(x, y, dtype, budget, blas_threads, members=M):
 
 # --- PyTorch -----------------------------------------------------------------------------------
 def _torch_epochs(torch, X, Y, budget, step):
-    """Epoch time of ``step`` over shuffled batches: median batch time x batches per epoch
-    (first 3 batches dropped), so a round can stop mid-epoch when a busy machine makes one
-    epoch take many seconds."""
+    """Median epoch time of ``step`` over shuffled batches, first epoch dropped (as for
+    pesnet). When a busy machine makes one epoch take many seconds, the round stops mid-epoch
+    and the epoch time is extrapolated from the median batch time."""
     gen = torch.Generator().manual_seed(0)
     n_batches = -(-X.shape[0] // BATCH)
-    durations = []
+    durations, stamps = [], [time.perf_counter()]
     for _ in range(budget.epochs):
         perm = torch.randperm(X.shape[0], generator=gen)
         for i in range(0, X.shape[0], BATCH):
@@ -150,9 +150,13 @@ def _torch_epochs(torch, X, Y, budget, step):
             t = time.perf_counter()
             step(X[idx], Y[idx])
             durations.append(time.perf_counter() - t)
-            if len(durations) > 10 and time.perf_counter() - budget.t0 > budget.seconds:
+            if len(stamps) < 3 and len(durations) > 10 and \
+                    time.perf_counter() - budget.t0 > budget.seconds:
                 return float(np.median(durations[3:])) * n_batches
-    return float(np.median(durations[3:])) * n_batches
+        stamps.append(time.perf_counter())
+        if budget.done(len(stamps) - 1):
+            break
+    return epoch_time(stamps)
 
 
 def bench_torch_loop(torch, x, y, dtype, budget, threads):
