@@ -157,12 +157,19 @@ def load_descriptor_params(path) -> dict:
 
 def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = True,
               split=(0.8, 0.1, 0.1), seed: int = 0, derivative_dtype="float32",
-              chunk_size: int = 64, progress: bool = False) -> FeaturizeSummary:
+              chunk_size: int = 64, progress: bool = False,
+              map_batches=None) -> FeaturizeSummary:
     """Compute the features of every configuration of ``dataset`` into ``output``.
 
     ``acsf`` defaults to :func:`~pesnet.descriptors.defaults.default_acsf` of the dataset's
     elements at 6 Å. Standardisation statistics are taken over the training part of
     ``split_indices(n, split, seed)``. The output appears only when everything succeeded.
+
+    ``map_batches(acsf, parts, derivatives, source, dtype)`` computes the features: it takes
+    an iterator of ConfigBatch ``parts`` and yields ``(part, featurize_batch(acsf, part, ...))``
+    in the same order (default: here, one after the other; :mod:`pesnet.distributed.featurize`
+    fans the parts out to a Dask cluster). Writing and statistics stay here, in order, so every
+    mapper gives the same file.
     """
     started = time.perf_counter()
     dtype = np.dtype(derivative_dtype)
@@ -188,17 +195,17 @@ def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = Tru
             with atomic_output(output, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
                 out = _open_output(f, acsf, ds, derivatives, dtype)
                 buffer, buffered = [], 0
-                for batch in ds.iter_chunks(chunk_size):
-                    for k0, k1 in _passes(batch.offsets, _PASS_ATOMS):
-                        part = _slice_batch(batch, k0, k1)
-                        chunk = featurize_batch(acsf, part, derivatives, dataset, dtype)
-                        buffer.append((part, chunk))
-                        buffered += 0 if chunk.blocks is None else chunk.blocks.size
-                        if buffered >= _FLUSH_FLOATS:
-                            n_blocks += _flush(out, buffer, acsf, train, stats)
-                            buffer, buffered = [], 0
-                        if bar is not None:
-                            bar.update(k1 - k0)
+                parts = (_slice_batch(batch, k0, k1) for batch in ds.iter_chunks(chunk_size)
+                         for k0, k1 in _passes(batch.offsets, _PASS_ATOMS))
+                for part, chunk in (map_batches or _map_local)(acsf, parts, derivatives,
+                                                               dataset, dtype):
+                    buffer.append((part, chunk))
+                    buffered += 0 if chunk.blocks is None else chunk.blocks.size
+                    if buffered >= _FLUSH_FLOATS:
+                        n_blocks += _flush(out, buffer, acsf, train, stats)
+                        buffer, buffered = [], 0
+                    if bar is not None:
+                        bar.update(len(part))
                 n_blocks += _flush(out, buffer, acsf, train, stats)
                 _finish(f, acsf, stats, dataset, split, seed, int(train.sum()))
         finally:
@@ -207,6 +214,12 @@ def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = Tru
         n_atoms = ds.n_atoms_total
     return FeaturizeSummary(Path(output), n, n_atoms, F, n_blocks, Path(output).stat().st_size,
                             time.perf_counter() - started)
+
+
+def _map_local(acsf, parts, derivatives, source, dtype):
+    """The default ``map_batches``: each part's features computed here, in order."""
+    for part in parts:
+        yield part, featurize_batch(acsf, part, derivatives, source, dtype)
 
 
 def _passes(offsets: np.ndarray, max_atoms: int):
