@@ -5,7 +5,9 @@ Accuracy: MAE and RMSE of energies (per configuration, eV, and per atom, eV/atom
 deviations ``σ`` of the same shape:
 
 * Spearman rank correlation between ``|e|`` and ``σ`` (SciPy): does a larger spread flag a
-  larger error?
+  larger error? For forces the headline ``force_spearman`` ranks atoms by the length of the
+  force-error vector ``|ΔF_i|`` against ``σ_i = (Σ_x σ_ix²)^½`` — both independent of the
+  coordinate frame; ``force_spearman_component`` is the same over Cartesian components.
 * Gaussian negative log-likelihood, mean over samples:
   ``NLL = ½ log(2π σ²) + e² / (2σ²)``.
 * Coverage: the fraction of ``|e| ≤ kσ`` for k = 1, 2 (a calibrated Gaussian gives 0.683 and
@@ -110,5 +112,9 @@ def energy_force_metrics(
         out["force_mae"] = mae(f_err)
         out["force_rmse"] = rmse(f_err)
         if forces_std is not None:
+            forces_std = np.asarray(forces_std, float)
             out.update(uncertainty_metrics(f_err, forces_std, prefix="force_"))
+            out["force_spearman_component"] = out["force_spearman"]
+            out["force_spearman"] = spearman(np.linalg.norm(f_err.reshape(-1, 3), axis=1),
+                                             np.linalg.norm(forces_std.reshape(-1, 3), axis=1))
     return out

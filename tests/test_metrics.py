@@ -72,3 +72,23 @@ def test_reference_energies_recover_per_element_values():
     assert counts.sum() == len(numbers)
     energies = counts @ per_element + rng.normal(0, 1e-6, size=40)
     np.testing.assert_allclose(fit_reference_energies(counts, energies), per_element, atol=1e-4)
+
+
+def test_force_spearman_ranks_atoms_by_error_vector_length():
+    rng = np.random.default_rng(3)
+    sigma_atom = rng.uniform(0.01, 0.2, size=(4000, 1))
+    std = np.repeat(sigma_atom, 3, axis=1) / np.sqrt(3)
+    errors = rng.normal(0.0, std)
+    out = metrics.energy_force_metrics([0.0], [0.0], [1], errors, np.zeros_like(errors),
+                                       energy_std=[1.0], forces_std=std)
+    # per-atom norms carry the scale of three components: a stronger rank signal
+    assert out["force_spearman"] > out["force_spearman_component"] > 0.2
+    expected = metrics.spearman(np.linalg.norm(errors, axis=1), np.linalg.norm(std, axis=1))
+    assert out["force_spearman"] == expected
+    # rotating every error vector leaves the per-atom figure unchanged
+    from scipy.spatial.transform import Rotation
+
+    rotated = errors @ Rotation.from_euler("xyz", [0.3, 1.1, -0.7]).as_matrix().T
+    again = metrics.energy_force_metrics([0.0], [0.0], [1], rotated, np.zeros_like(errors),
+                                         energy_std=[1.0], forces_std=std)
+    assert again["force_spearman"] == pytest.approx(out["force_spearman"], abs=1e-12)

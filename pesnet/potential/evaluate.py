@@ -86,7 +86,8 @@ def format_metrics(scores: dict) -> str:
         rows += [
             ("force MAE", f"{1e3 * scores['force_mae']:.2f}", "meV/Å"),
             ("force RMSE", f"{1e3 * scores['force_rmse']:.2f}", "meV/Å"),
-            ("Spearman(|ΔF|, σ_F)", f"{scores['force_spearman']:.3f}", ""),
+            ("Spearman(|ΔF_i|, σ_i), atoms", f"{scores['force_spearman']:.3f}", ""),
+            ("Spearman(|ΔF|, σ), components", f"{scores['force_spearman_component']:.3f}", ""),
             ("force errors within 1σ", f"{100 * scores['force_coverage_1sigma']:.1f}", "%"),
             ("force errors within 2σ", f"{100 * scores['force_coverage_2sigma']:.1f}", "%"),
             ("force miscalibration area", f"{scores['force_miscalibration_area']:.3f}", ""),

@@ -18,8 +18,9 @@ class TrainSettings:
     mean (ΔE/N)² and ``force_weight`` the mean |ΔF|²/3; ``patience`` epochs without a better
     validation loss retire a member (its best weights are kept); ``schedule`` of the learning
     rate (``plateau`` watches each member's validation loss); ``clip_norm`` caps each member's
-    gradient norm; ``calibration`` (``nll`` or ``musil``) fits the spread scale on the
-    validation split; ``checkpoint_every`` epochs a checkpoint is written (0: only at the end).
+    gradient norm; ``calibration`` (``musil``, the committee rescaling, or ``nll``) fits the
+    spread scale on the validation split (``musil`` needs 4 members; smaller ensembles use
+    ``nll``); ``checkpoint_every`` epochs a checkpoint is written (0: only at the end).
     """
 
     hidden: tuple = (32, 32)
@@ -37,7 +38,7 @@ class TrainSettings:
     bootstrap: bool = True
     patience: int = 40
     clip_norm: float = 100.0
-    calibration: str = "nll"
+    calibration: str = "musil"
     checkpoint_every: int = 10
 
     def __post_init__(self):
