@@ -92,7 +92,10 @@ def batch_loss(potential, batch: PreparedBatch, weights: LossWeights = LossWeigh
     )
     atom_config = np.repeat(np.arange(len(n)), batch.n_atoms)
     if use_forces:
-        forces = batch.operator.forces(g)                                 # (M, N, 3)
+        # member-major copy: the operator returns a member-minor view, and sums over the atom
+        # axis of such a view depend on M (pairwise vs sequential order); contiguous rows
+        # make every member's loss independent of the others (groups == one fit, bit for bit)
+        forces = np.ascontiguousarray(batch.operator.forces(g))           # (M, N, 3)
         df = np.where(batch.has_forces[None, :, None], forces - batch.forces, 0.0)
         c_atom = batch.weights[:, atom_config] * batch.has_forces        # (M, N)
         w_f = 3.0 * c_atom.sum(axis=1)                                    # (M,)

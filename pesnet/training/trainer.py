@@ -9,10 +9,18 @@ validation pass; each member keeps its best weights and retires after ``patience
 without improvement. Callbacks (progress display, MLflow) observe each epoch; the loop knows
 nothing about them. Checkpoints hold the complete state, so :func:`train_potential` with
 ``resume=True`` continues a killed run to the same weights an uninterrupted run reaches.
+
+Members never interact, so the ensemble can be trained in groups: ``members=(start, stop)``
+trains only those members of the seed's ensemble (each with the initial weights and bootstrap
+draws it has in the whole ensemble), :func:`assemble_members` joins the groups, and
+:func:`calibrate` fits the spread scale, which needs the whole ensemble. The result equals a
+single fit of all members bit for bit (``tests/test_training_groups.py``);
+:mod:`pesnet.distributed.train` runs the groups on a Dask cluster.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -82,9 +90,22 @@ def _element_seed(seed: int, z: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(z)]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def build_potential(features, labels, split, settings: TrainSettings) -> Potential:
+def _member_range(settings: TrainSettings, members) -> tuple[int, int]:
+    """(start, stop) of the members to train, checked against the ensemble size."""
+    if members is None:
+        return 0, settings.n_members
+    start, stop = (int(k) for k in members)
+    if not 0 <= start < stop <= settings.n_members:
+        raise InputError(f"members {start}:{stop} outside the ensemble 0:{settings.n_members}")
+    return start, stop
+
+
+def build_potential(features, labels, split, settings: TrainSettings,
+                    members=None) -> Potential:
     """An untrained potential: networks initialised from the seed, scalers from the features
-    file, reference energies fitted by least squares on the training split."""
+    file, reference energies fitted by least squares on the training split. ``members``
+    (start, stop) builds only those members of the seed's ensemble."""
+    start, stop = _member_range(settings, members)
     elements = features.elements
     counts = element_counts(labels.numbers, labels.offsets, elements)
     train = split.train[labels.has_energy[split.train]]
@@ -93,19 +114,23 @@ def build_potential(features, labels, split, settings: TrainSettings) -> Potenti
     reference = fit_reference_energies(counts[train], labels.energy[train])
     stats = features.stats
     networks = {
-        z: MLP((features.n_features, *settings.hidden, 1), settings.n_members,
-               activation=settings.activation, seed=_element_seed(settings.seed, z))
+        z: MLP((features.n_features, *settings.hidden, 1), stop - start,
+               activation=settings.activation, seed=_element_seed(settings.seed, z),
+               member_offset=start)
         for z in elements
     }
     scalers = {z: (stats[z].mean, stats[z].scale) for z in elements}
     return Potential(features.acsf, networks, scalers, dict(zip(elements, reference)))
 
 
-def _bootstrap(settings: TrainSettings, n_train: int) -> np.ndarray | None:
+def _bootstrap(settings: TrainSettings, n_train: int, members=None) -> np.ndarray | None:
+    """Poisson(1) weights of the training configurations, (M, n_train), for members
+    ``members`` (start, stop; default all) of the seed's ensemble; None without bootstrap."""
     if not settings.bootstrap or settings.n_members == 1:
         return None
+    start, stop = _member_range(settings, members)
     return np.stack([member_rng(settings.seed, m, BOOTSTRAP).poisson(1.0, n_train)
-                     for m in range(settings.n_members)]).astype(float)
+                     for m in range(start, stop)]).astype(float)
 
 
 def _pass(potential, batches, weights, optimizer=None, state=None, lr=None, clip=None,
@@ -154,10 +179,31 @@ def _ensemble_errors(potential, batches):
     return cat(e_err), cat(f_err), cat(e_std), cat(f_std)
 
 
+def _fit_calibration(potential, val, settings: TrainSettings) -> dict:
+    """Spread scale factors of the whole ensemble on the validation batches."""
+    e_err, f_err, e_std, f_std = _ensemble_errors(potential, val)
+    m = potential.n_members
+    if m == 1:
+        return {"energy": 1.0, "forces": 1.0}
+    return {"energy": fit_spread_scale(e_err, e_std, settings.calibration, m),
+            "forces": fit_spread_scale(f_err, f_std, settings.calibration, m) if len(f_err)
+            else 1.0}
+
+
 def train_potential(features_path, settings: TrainSettings | None = None, dataset_path=None,
-                    callbacks=(), checkpoint_path=None, resume: bool = False) -> TrainingResult:
-    """Fit an ensemble potential (see the module doc); returns the trained, calibrated model."""
+                    callbacks=(), checkpoint_path=None, resume: bool = False,
+                    members=None) -> TrainingResult:
+    """Fit an ensemble potential (see the module doc); returns the trained, calibrated model.
+
+    ``members=(start, stop)`` trains only members start..stop-1 of the ensemble of
+    ``settings.n_members`` (metadata ``members`` records the range, history arrays have
+    stop - start entries); the calibration is then left at 1: join the groups with
+    :func:`assemble_members` and call :func:`calibrate`.
+    """
     settings = settings or TrainSettings()
+    start, stop = _member_range(settings, members)
+    subset = {} if (start, stop) == (0, settings.n_members) else {"members": (start, stop)}
+    n_local = stop - start
     features, labels, split, dataset_path = open_training_inputs(features_path, dataset_path)
     use_forces = settings.force_weight > 0
     if use_forces and not features.has_derivatives:
@@ -168,19 +214,20 @@ def train_potential(features_path, settings: TrainSettings | None = None, datase
         features.close()
         raise InputError("the validation split is empty; early stopping and calibration need it")
     with features:
-        potential = build_potential(features, labels, split, settings)
-        bootstrap = _bootstrap(settings, len(split.train))
+        potential = build_potential(features, labels, split, settings, **subset)
+        bootstrap = _bootstrap(settings, len(split.train), **subset)
         train = prepare_batches(features, labels, split.train, settings.batch_size,
-                                settings.n_members, settings.seed, bootstrap, use_forces)
+                                n_local, settings.seed, bootstrap, use_forces)
         val = prepare_batches(features, labels, split.validation, max(settings.batch_size, 16),
-                              settings.n_members, settings.seed, None, use_forces)
+                              n_local, settings.seed, None, use_forces)
     optimizer = get_optimizer(settings.optimizer, learning_rate=settings.learning_rate)
     schedule = get_schedule(settings.schedule)
-    schedule.reset(settings.n_members)
-    state = _State(potential, optimizer, settings.n_members)
+    schedule.reset(n_local)
+    state = _State(potential, optimizer, n_local)
     if resume:
         if checkpoint_path is None or not Path(checkpoint_path).is_file():
             raise InputError(f"cannot resume: no checkpoint at {checkpoint_path}")
+        _check_checkpoint_members(checkpoint_path, start, stop)
         ckpt.restore(checkpoint_path, potential, state, schedule, settings)
     weights = LossWeights(settings.energy_weight, settings.force_weight)
     for callback in callbacks:
@@ -220,18 +267,11 @@ def train_potential(features_path, settings: TrainSettings | None = None, datase
         if checkpoint_path and settings.checkpoint_every and (epoch + 1) % settings.checkpoint_every == 0:
             ckpt.save(checkpoint_path, potential, state, schedule, settings)
 
-    # best weights, then calibrate the spread on the validation split
+    # best weights, then calibrate the spread on the validation split (whole ensembles only)
     for z, net in potential.networks.items():
         net.params[...] = state.best_params[z]
-    e_err, f_err, e_std, f_std = _ensemble_errors(potential, val)
-    m = settings.n_members
-    calibration = {"energy": 1.0, "forces": 1.0}
-    if m > 1:
-        calibration = {
-            "energy": fit_spread_scale(e_err, e_std, settings.calibration, m),
-            "forces": fit_spread_scale(f_err, f_std, settings.calibration, m) if len(f_err) else 1.0,
-        }
-    potential.calibration = calibration
+    potential.calibration = ({"energy": 1.0, "forces": 1.0} if subset
+                             else _fit_calibration(potential, val, settings))
     potential.metadata = {
         "pesnet_version": __version__,
         "settings": settings.to_dict(),
@@ -245,8 +285,76 @@ def train_potential(features_path, settings: TrainSettings | None = None, datase
         "best_validation_loss": state.best_loss.tolist(),
         "epochs_run": state.epoch + 1,
     }
+    if subset:
+        potential.metadata["members"] = [start, stop]
     if checkpoint_path:
         ckpt.save(checkpoint_path, potential, state, schedule, settings)
     for callback in callbacks:
         getattr(callback, "on_train_end", lambda potential, history: None)(potential, state.history)
     return TrainingResult(potential, state.history, split, dataset_path)
+
+
+def _check_checkpoint_members(path, start: int, stop: int) -> None:
+    """A checkpoint resumes only the member range it was written for."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        nets = f["model/networks"]
+        config = json.loads(nets[next(iter(nets))].attrs["config"])
+    first = max(int(config.get("member_offset", 0)), 0)
+    if (first, first + int(config["n_members"])) != (start, stop):
+        raise InputError(f"{path}: checkpoint of members {first}:{first + config['n_members']}, "
+                         f"cannot resume members {start}:{stop}")
+
+
+def assemble_members(potentials) -> Potential:
+    """One potential from groups trained with ``train_potential(..., members=(a, b))``.
+
+    ``potentials`` in any order must cover members 0..M-1 of one ensemble exactly once; each
+    element's parameters are concatenated along the member axis, the metadata joined (best
+    epochs and losses in member order, the most epochs run). The calibration is left at 1:
+    call :func:`calibrate`.
+    """
+    potentials = list(potentials)
+    if not potentials:
+        raise InputError("nothing to assemble: no member groups")
+    first = potentials[0]
+    n_members = int(first.metadata["settings"]["n_members"])
+    ranges = [tuple(p.metadata.get("members", (0, n_members))) for p in potentials]
+    order = sorted(range(len(potentials)), key=lambda k: ranges[k])
+    stops = [0] + [ranges[k][1] for k in order]
+    if [ranges[k][0] for k in order] != stops[:-1] or stops[-1] != n_members:
+        raise InputError(f"member groups {sorted(ranges)} do not cover 0:{n_members} once")
+    groups = [potentials[k] for k in order]
+    for p in groups[1:]:
+        same = {key: p.metadata.get(key) == first.metadata.get(key)
+                for key in ("settings", "seeds", "split", "dataset_sha256")}
+        if not all(same.values()) or p.elements != first.elements:
+            raise InputError("member groups come from different fits ("
+                             + ", ".join(k for k, ok in same.items() if not ok) + " differ)")
+    networks = {}
+    for z in first.elements:
+        config = first.networks[z].config() | {"n_members": n_members, "member_offset": 0}
+        arrays = {name: np.concatenate([p.networks[z].arrays()[name] for p in groups])
+                  for name in first.networks[z].arrays()}
+        networks[z] = MLP.from_arrays(config, arrays)
+    metadata = {k: v for k, v in first.metadata.items() if k != "members"}
+    metadata["best_epoch"] = [e for p in groups for e in p.metadata["best_epoch"]]
+    metadata["best_validation_loss"] = [v for p in groups
+                                        for v in p.metadata["best_validation_loss"]]
+    metadata["epochs_run"] = max(p.metadata["epochs_run"] for p in groups)
+    return Potential(first.descriptor, networks, first.scalers, first.reference_energies,
+                     metadata=metadata)
+
+
+def calibrate(potential: Potential, features_path, settings: TrainSettings,
+              dataset_path=None) -> dict:
+    """Fit ``potential``'s spread calibration on the validation split of ``features_path``
+    (as :func:`train_potential` does at its end) and store it; returns it."""
+    features, labels, split, _ = open_training_inputs(features_path, dataset_path)
+    use_forces = settings.force_weight > 0 and features.has_derivatives
+    with features:
+        val = prepare_batches(features, labels, split.validation, max(settings.batch_size, 16),
+                              potential.n_members, settings.seed, None, use_forces)
+    potential.calibration = _fit_calibration(potential, val, settings)
+    return potential.calibration
