@@ -19,12 +19,15 @@ def test_scheme_and_feature_counts():
     np.testing.assert_allclose(g2[:, 1], 0.5 + spacing * np.arange(8))
     np.testing.assert_allclose(g2[:, 0], 4 * math.log(2) / spacing**2)
     assert len(params["g4"]) == 12 and params["g5"] == []
-    assert sorted({row[0] for row in params["g4"]}) == pytest.approx([1 / 36, 4 / 36])
+    # angular terms within min(cutoff, 4 Å) by default
+    assert params["angular_cutoff"] == 4.0
+    assert sorted({row[0] for row in params["g4"]}) == pytest.approx([1 / 16, 4 / 16])
     assert default_acsf(["Cu"], 6.0).n_features == 21
     assert default_acsf(["O", "H", "C"], 6.0).n_features == 99
-    short = default_parameters(["Cu"], 6.0, angular_cutoff=4.0)
-    assert short["angular_cutoff"] == 4.0
-    assert sorted({row[0] for row in short["g4"]}) == pytest.approx([1 / 16, 4 / 16])
+    full = default_parameters(["Cu"], 6.0, angular_cutoff=6.0)
+    assert full["angular_cutoff"] == 6.0
+    assert sorted({row[0] for row in full["g4"]}) == pytest.approx([1 / 36, 4 / 36])
+    assert default_parameters(["Cu"], 3.5)["angular_cutoff"] == 3.5
 
 
 def test_default_features_are_informative():
