@@ -37,7 +37,8 @@ def clip_grad_norm(grads, max_norm, tmp=None):
     Returns the norms before clipping, (M,)."""
     sq = np.multiply(grads, grads, out=tmp)
     norms = np.sqrt(sq.sum(axis=1))
-    scale = np.minimum(1.0, max_norm / np.maximum(norms, np.finfo(grads.dtype).tiny))
+    scale = np.ones_like(norms)
+    np.divide(max_norm, norms, out=scale, where=norms > max_norm)  # zero rows stay unscaled
     grads *= scale[:, None].astype(grads.dtype)
     return norms
 
