@@ -108,3 +108,30 @@ def test_settings_are_validated():
         TrainSettings.from_dict({"epochs": 3, "learning_rat": 0.1}, where="spec.toml [train]")
     with pytest.raises(InputError, match="n_members"):
         TrainSettings(n_members=0)
+
+
+def test_trained_model_forces_are_energy_gradients_and_features_are_checked(cu_features):
+    from ase.build import bulk
+
+    from pesnet.descriptors import ACSF
+    from pesnet.descriptors.features_file import FeaturesFile
+    from pesnet.errors import DataFormatError
+
+    potential = train_potential(cu_features / "features.h5",
+                                TrainSettings(**{**SMALL, "epochs": 3})).potential
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.rattle(0.08, seed=2)
+    forces = potential.predict(atoms).forces
+    h = 1e-5
+    for i, x in [(0, 0), (1, 2), (3, 1)]:
+        shifted = atoms.copy()
+        shifted.positions[i, x] += h
+        up = potential.predict(shifted, forces=False).energy[0]
+        shifted.positions[i, x] -= 2 * h
+        down = potential.predict(shifted, forces=False).energy[0]
+        assert forces[i, x] == pytest.approx(-(up - down) / (2 * h), abs=1e-6 * np.abs(forces).max())
+    with FeaturesFile(cu_features / "features.h5") as features:
+        potential.check_features(features)
+        potential.descriptor = ACSF(["Cu"], cutoff=4.0, g2=[(0.5, 2.5)])
+        with pytest.raises(DataFormatError, match="descriptor"):
+            potential.check_features(features)

@@ -143,6 +143,11 @@ class Potential:
                 g[:, part.rows] = net.input_gradient(cache)
         return energies, g, caches
 
+    def check_features(self, features) -> None:
+        """Raise a clear error unless a :class:`~pesnet.descriptors.features_file.FeaturesFile`
+        was computed with exactly this model's descriptor parameters."""
+        features.check_descriptor(self.descriptor)
+
     def _check_covered(self, batch) -> None:
         known = np.isin(batch.numbers, self.elements)
         if not known.all():
