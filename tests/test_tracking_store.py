@@ -138,3 +138,49 @@ def test_runs_on_an_empty_project(tmp_path, monkeypatch, capsys):
     assert main(["runs"]) == 0
     assert "no runs yet" in capsys.readouterr().out
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_foreground_server_group_is_stopped_on_sigterm(tmp_path):
+    """`pesnet serve/ui` stop their server and its children when terminated."""
+    import os
+    import signal
+
+    script = tmp_path / "wrapper.py"
+    script.write_text(
+        "import sys\n"
+        "from pesnet.tracking.registry import run_foreground\n"
+        "child = [sys.executable, '-c', 'import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, \"-c\", \"import time; time.sleep(600)\"]); "
+        "time.sleep(600)']\n"
+        "try:\n"
+        "    run_foreground(child, {}, grace=5)\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(130)\n")
+    wrapper = subprocess.Popen([sys.executable, str(script)], start_new_session=True,
+                               cwd=Path(__file__).resolve().parents[1])
+    try:
+        time.sleep(2.0)
+        descendants, frontier = [], [str(wrapper.pid)]
+        while frontier:
+            children = subprocess.run(["pgrep", "-P", frontier.pop()], capture_output=True,
+                                      text=True).stdout.split()
+            descendants += children
+            frontier += children
+        assert len(descendants) == 2  # the server and its worker
+        group_members = descendants
+        wrapper.send_signal(signal.SIGTERM)
+        assert wrapper.wait(timeout=30) == 130
+        deadline = time.monotonic() + 10
+        alive = []
+        while time.monotonic() < deadline:
+            alive = [pid for pid in group_members
+                     if pid != str(wrapper.pid) and os.path.exists(f"/proc/{pid}")
+                     and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]]
+            if not alive:
+                break
+            time.sleep(0.2)
+        assert not alive
+    finally:
+        if wrapper.poll() is None:
+            os.killpg(wrapper.pid, signal.SIGKILL)
+            wrapper.wait()

@@ -9,6 +9,7 @@ otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -85,18 +86,44 @@ def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000,
             "--port", str(port), "--workers", str(workers)]
 
 
-def run_foreground(command: list[str], env: dict) -> int:
-    """Run a server until it exits or the user presses Ctrl-C (then stop it cleanly)."""
+def run_foreground(command: list[str], env: dict, grace: float = 15.0) -> int:
+    """Run a server until it exits, or until pesnet is interrupted (Ctrl-C) or terminated
+    (SIGTERM); then stop the server's whole process group (MLflow starts uvicorn as a child
+    of its own), politely first. Returns the server's exit code (130 after Ctrl-C)."""
+    import signal
     import subprocess
 
-    process = subprocess.Popen(command, env=env)
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+
+    def _terminated(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return process.wait()
     except KeyboardInterrupt:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop_group(process, grace)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if process.poll() is None:
+            _stop_group(process, grace)
+
+
+def _stop_group(process, grace: float) -> None:
+    import signal
+    import subprocess
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            # the leader exited; make sure no worker of its group is left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            return
+        except subprocess.TimeoutExpired:
+            continue
