@@ -127,3 +127,23 @@ def test_history_round_trip(cu_features, tmp_path):
 def test_steps_are_in_issue_order():
     assert [s.name for s in STEPS] == ["ingest", "featurize", "train", "evaluate", "log",
                                        "register"]
+
+
+def test_recipe_source_generates_then_ingests(tmp_path, capsys):
+    from pesnet.data import Dataset
+
+    spec = write_spec(tmp_path / "recipe.toml", tmp_path / "unused.extxyz", name="tiny-recipe")
+    text = spec.read_text().replace(
+        f'files = ["{tmp_path / "unused.extxyz"}"]',
+        'recipe = { name = "ethanol", calculator = "emt", seed = 1, scale = 0.02 }')
+    spec.write_text(text)
+    run_dir = tmp_path / "run"
+    args = ["run", str(spec), "--run-dir", str(run_dir), "--no-tracking", "--quiet"]
+    assert main(args) == 0
+    assert _ran(_statuses(capsys.readouterr().out)) == {"ingest", "featurize", "train",
+                                                        "evaluate"}
+    assert (run_dir / "reference.extxyz").is_file()
+    with Dataset(run_dir / "dataset.h5") as ds:
+        assert len(ds) == 25 and ds.elements == [1, 6, 8]
+    assert main(args) == 0  # the recipe is not run again
+    assert _ran(_statuses(capsys.readouterr().out)) == set()
