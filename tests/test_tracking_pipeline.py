@@ -276,3 +276,28 @@ def test_served_model_answers_on_loopback(tracked, store, cu_features):
     finally:
         stop(server)
     assert "serving models:/tiny-tracked/1" in log.read_text()
+
+
+def test_dashboard_serves_the_store_on_loopback(tracked, store):
+    """`pesnet ui` starts MLflow's UI (one worker, 127.0.0.1) on the same store."""
+    import subprocess
+    import urllib.request
+
+    from tests.pipeline_helpers import pesnet_command, stop, subprocess_env, wait_for_http
+
+    _, parent, run_dir, _, _ = tracked
+    port = free_port()
+    with open(run_dir.parent / "ui.log", "w") as sink:
+        server = subprocess.Popen(pesnet_command("ui", "--port", port),
+                                  env=subprocess_env(MLFLOW_TRACKING_URI=store), stdout=sink,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", server, timeout=120)
+        request = urllib.request.Request(
+            f"{url}/ajax-api/2.0/mlflow/runs/get?run_id={parent.info.run_id}")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            run = json.loads(answer.read())["run"]
+        assert run["info"]["run_id"] == parent.info.run_id
+    finally:
+        stop(server)
