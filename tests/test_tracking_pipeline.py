@@ -265,7 +265,8 @@ def test_served_model_answers_on_loopback(tracked, store, cu_features):
         atoms = frames[1]
         record = {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
                   "cell": atoms.cell[:].tolist(), "pbc": atoms.pbc.tolist()}
-        answer = post({"dataframe_split": {"columns": list(record), "data": [list(record.values())]}})
+        answer = post({"dataframe_split": {"columns": list(record),
+                                           "data": [list(record.values())]}})
         assert answer["predictions"][0]["energy"] == pytest.approx(
             load_model(run_dir / "model.h5").predict(atoms).energy[0])
 

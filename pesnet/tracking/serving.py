@@ -9,7 +9,7 @@ either
 
 For example::
 
-    {"dataframe_records": [{"extxyz": "2\\nLattice=\\"3.6 0 0 0 3.6 0 0 0 3.6\\" pbc=\\"T T T\\" ..."}]}
+    {"dataframe_records": [{"extxyz": "1\\nLattice=\\"0 1.8 1.8 1.8 0 1.8 1.8 1.8 0\\"\\nCu 0 0 0\\n"}]}
     {"dataframe_records": [{"numbers": [29, 29], "positions": [[0, 0, 0], [1.8, 1.8, 0]],
                             "cell": [[3.6, 0, 0], [0, 3.6, 0], [0, 0, 3.6]]}]}
 

@@ -58,6 +58,11 @@ def ensemble_metrics(record) -> dict[str, float]:
     }
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def git_commit(directory) -> str | None:
     """HEAD of the git checkout holding ``directory`` (with ``-dirty`` if modified), or None."""
     import subprocess
@@ -99,8 +104,7 @@ class TrackingSession:
             self.broken = self.broken or str(error)
             raise
         except Exception as error:  # MlflowException, requests and SQLAlchemy errors, OSError
-            text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            self.broken = f"{what} failed: {text}"
+            self.broken = f"{what} failed: {_first_line(error)}"
             raise TrackingError(self.broken) from error
 
     @classmethod
@@ -120,14 +124,17 @@ class TrackingSession:
         except TrackingError:
             raise
         except Exception as error:
-            text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise TrackingError(f"cannot start an MLflow run in {store.describe(uri)}: {text}") \
-                from error
+            raise TrackingError(f"cannot start an MLflow run in {store.describe(uri)}: "
+                                f"{_first_line(error)}") from error
         session = cls(uri, client, experiment_id, run.info.run_id)
         items = [Param(k, str(v)) for k, v in params.items()]
-        with session._guard("logging the spec as params"):
-            for start in range(0, len(items), 100):
-                client.log_batch(session.run_id, params=items[start:start + 100])
+        try:
+            with session._guard("logging the spec as params"):
+                for start in range(0, len(items), 100):
+                    client.log_batch(session.run_id, params=items[start:start + 100])
+        except TrackingError as error:
+            session.end("FAILED", str(error))
+            raise
         return session
 
     @property

@@ -144,7 +144,8 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         return  # the server answered (a proxy may not know /health): reachable
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise TrackingError(f"cannot reach the MLflow tracking server at {uri} ({reason})") from None
+        raise TrackingError(f"cannot reach the MLflow tracking server at {uri} "
+                            f"({reason})") from None
 
 
 def client(uri: str):
