@@ -30,3 +30,28 @@ def _warm_up():
 
 def sha256(path) -> str:
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def assert_same_h5(a, b, ignore_attrs=()):
+    """Two HDF5 files hold the same datasets (dtype, shape, chunking, every value bit for bit)
+    and attributes, but for root attributes named in ``ignore_attrs``."""
+    import h5py
+    import numpy as np
+
+    def items(f):
+        found = {}
+        f.visititems(lambda name, obj: found.setdefault(name, obj))
+        return found
+
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        ia, ib = items(fa), items(fb)
+        assert sorted(ia) == sorted(ib)
+        for name, x in ia.items():
+            y = ib[name]
+            assert dict(x.attrs) == dict(y.attrs), name
+            if isinstance(x, h5py.Dataset):
+                assert (x.dtype, x.shape, x.chunks) == (y.dtype, y.shape, y.chunks), name
+                assert np.array_equal(x[()], y[()]), name
+        keys = set(fa.attrs) | set(fb.attrs)
+        for key in keys - set(ignore_attrs):
+            assert fa.attrs.get(key) == fb.attrs.get(key), key

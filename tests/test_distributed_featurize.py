@@ -96,3 +96,17 @@ def test_an_incomplete_chunk_is_never_written(cluster, mixed):  # noqa: F811
         featurize_on_cluster(cluster, root / "data.h5", out, acsf, chunk_size=4,
                              task_configs=4, task=truncated)
     assert not out.exists() and not list(root.glob(".incomplete.h5*"))
+
+
+def test_cluster_failures_become_one_line_errors():
+    import distributed
+
+    from pesnet.distributed.cluster import ClusterError, raise_cluster_error
+
+    lost = distributed.KilledWorker("pesnet-featurize-1", "tcp://10.0.0.7:4000", 3)
+    with pytest.raises(ClusterError, match="featurization failed on the Dask cluster: "
+                                           "KilledWorker"):
+        raise_cluster_error("featurization", lost)
+    mine = InputError("data.h5, configuration 3: coincident atoms")
+    with pytest.raises(InputError, match="coincident"):
+        raise_cluster_error("featurization", mine)

@@ -26,12 +26,35 @@ import logging
 import os
 from dataclasses import dataclass
 
-from pesnet.errors import InputError
+from pesnet.errors import InputError, PesnetError
 
 #: How often a task is retried after an exception (a lost worker's tasks are rescheduled by
 #: the scheduler anyway, up to ``distributed.scheduler.allowed-failures`` times).
 DEFAULT_RETRIES = 2
 _CONNECT_TIMEOUT = "20s"
+
+
+class ClusterError(PesnetError):
+    """The cluster failed a task for good (workers lost too often, connection closed)."""
+
+
+def cluster_failures() -> tuple:
+    """Exception types meaning the cluster, not pesnet's computation, failed."""
+    import concurrent.futures
+
+    import distributed
+
+    return (distributed.KilledWorker, concurrent.futures.CancelledError, OSError, TimeoutError)
+
+
+def raise_cluster_error(what: str, error: BaseException):
+    """Re-raise ``error`` from a task as one line: :class:`ClusterError` when the cluster
+    failed, unchanged otherwise (pesnet's own errors, bugs)."""
+    if isinstance(error, cluster_failures()) and not isinstance(error, PesnetError):
+        text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ClusterError(f"{what} failed on the Dask cluster: {type(error).__name__}"
+                           f"{': ' + text if text else ''}") from error
+    raise error
 
 
 def check_scheduler(scheduler: str) -> str:

@@ -33,7 +33,7 @@ from collections import deque
 import numpy as np
 
 from pesnet.descriptors.featurize import FeaturizeSummary, featurize, featurize_batch
-from pesnet.distributed.cluster import as_cluster
+from pesnet.distributed.cluster import as_cluster, raise_cluster_error
 from pesnet.errors import InputError
 
 #: Configurations per task (a task holds whole passes, so it may hold a few more).
@@ -121,7 +121,10 @@ class ClusterMap:
     @staticmethod
     def _collect(item, derivatives):
         group, future = item
-        chunks = future.result()
+        try:
+            chunks = future.result()
+        except Exception as error:
+            raise_cluster_error("featurization", error)
         del future
         if len(chunks) != len(group):
             raise InputError(f"a featurization task returned {len(chunks)} results for "

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pesnet.distributed.cluster import as_cluster, member_groups
+from pesnet.distributed.cluster import as_cluster, member_groups, raise_cluster_error
 from pesnet.errors import InputError
 from pesnet.training.settings import TrainSettings
 from pesnet.training.trainer import (EpochRecord, TrainingResult, assemble_members, calibrate,
@@ -127,7 +127,10 @@ def train_on_cluster(cluster, features_path, settings: TrainSettings | None = No
         from distributed import as_completed
 
         for future in as_completed(futures):
-            future.result()  # raises the group's error at once
+            try:
+                future.result()  # raises the group's error at once
+            except Exception as error:
+                raise_cluster_error("training", error)
             if bar is not None:
                 bar.update(1)
         results = client.gather(futures)

@@ -125,9 +125,11 @@ def _start_session(ctx: Context, err) -> None:
 
 def run_pipeline(pipeline: Pipeline, run_dir=None, force: bool = False, tracking: bool = True,
                  tracking_uri: str | None = None, progress: bool = True, out=None,
-                 err=None) -> PipelineResult:
+                 err=None, compute=None) -> PipelineResult:
     """Run ``pipeline`` (see the module doc). ``tracking_uri`` defaults to
     :func:`~pesnet.tracking.store.resolve_tracking_uri`; ``tracking=False`` skips MLflow.
+    ``compute`` (a :class:`~pesnet.pipeline.spec.ComputeSpec`, default the spec's
+    ``[compute]``) runs featurize and train on a Dask cluster, started when first needed.
     Step lines go to ``out``, warnings to ``err``. Raises :class:`PipelineError` if a step of
     the fit fails; tracking failures are reported in the result instead."""
     out = out or sys.stdout
@@ -136,11 +138,16 @@ def run_pipeline(pipeline: Pipeline, run_dir=None, force: bool = False, tracking
     uri = resolve_tracking_uri(tracking_uri) if tracking else None
     with _run_dir_lock(run_dir):
         _copy_spec(pipeline, run_dir)
-        ctx = Context(pipeline, run_dir, StepState(run_dir), uri, progress)
+        ctx = Context(pipeline, run_dir, StepState(run_dir), uri, progress,
+                      compute=compute or pipeline.spec.compute)
         plan = _plan(ctx, force)
         if any(plan.values()) and uri is not None:
             _start_session(ctx, err)
-        return _execute(ctx, plan, force, out)
+        try:
+            return _execute(ctx, plan, force, out)
+        finally:
+            if ctx.cluster is not None:
+                ctx.cluster.close()
 
 
 def _line(out, k: int, name: str, text: str, seconds: float | None = None) -> None:

@@ -35,6 +35,9 @@ Relative paths are relative to the spec file::
     [register]
     enabled = true                        # model name: the pipeline's name unless given
 
+    [compute]                             # optional: featurize and train on a Dask cluster
+    scheduler = "local"                   # or "tcp://host:8786"; workers = 4 for "local"
+
 :func:`load_spec` validates everything it can before any work starts (types, unknown keys,
 missing files, unknown recipes and calculators, descriptor and training parameters) and
 raises :class:`~pesnet.errors.InputError` with one line naming the file and the key.
@@ -217,6 +220,33 @@ class RegisterSpec(_Table):
     name: Optional[str] = Field(None, pattern=_NAME_PATTERN)
 
 
+class ComputeSpec(_Table):
+    """Where featurization and training run: a Dask scheduler's address, or ``"local"`` for
+    ``workers`` processes on this machine (default: one per core) with ``threads_per_worker``
+    threads each. ``member_groups`` splits the ensemble (default: one group per worker
+    thread); ``retries`` re-runs a failed task. Results are identical to an in-process run,
+    so this table never makes a step stale."""
+
+    scheduler: str = "local"
+    workers: Optional[int] = Field(None, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    member_groups: Optional[int] = Field(None, ge=1)
+    retries: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _address(self):
+        from pesnet.distributed.cluster import check_scheduler
+
+        try:
+            check_scheduler(self.scheduler)
+        except InputError as error:
+            raise ValueError(str(error)) from None
+        if self.workers is not None and self.scheduler != "local":
+            raise ValueError("workers applies to scheduler = \"local\" only (a remote "
+                             "cluster has the workers it was started with)")
+        return self
+
+
 class PipelineSpec(_Table):
     """The whole spec (see the module doc). The [register] table is the attribute
     ``registry`` (``register`` is taken by Python's ABC machinery)."""
@@ -233,6 +263,7 @@ class PipelineSpec(_Table):
     train: TrainSpec = TrainSpec()
     evaluate: EvaluateSpec = EvaluateSpec()
     registry: RegisterSpec = Field(RegisterSpec(), alias="register")
+    compute: Optional[ComputeSpec] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -292,6 +323,28 @@ class Pipeline:
                          if k not in _ELSEWHERE}
         tree["register"]["name"] = self.spec.model_name
         return flatten(tree)
+
+
+def compute_spec(spec: PipelineSpec, scheduler: str | None = None,
+                 workers: int | None = None) -> ComputeSpec | None:
+    """The spec's [compute] table with ``--scheduler``/``--workers`` applied (None: run
+    in-process). ``workers`` alone means a local cluster; a new address drops the table's
+    local worker count."""
+    if scheduler is None and workers is None:
+        return spec.compute
+    table = spec.compute.model_dump() if spec.compute is not None else {}
+    if scheduler is not None:
+        table["scheduler"] = scheduler
+        if scheduler != "local" and workers is None:
+            table["workers"] = None
+    if workers is not None:
+        table["workers"] = workers
+    try:
+        return ComputeSpec.model_validate(table)
+    except ValidationError as error:
+        raise InputError("--scheduler/--workers: "
+                         + error.errors(include_url=False)[0]["msg"].removeprefix(
+                             "Value error, ")) from None
 
 
 def _resolve(root: Path, name: str) -> Path:

@@ -15,6 +15,7 @@ training was skipped).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import time
@@ -95,9 +96,20 @@ class Context:
     tracking_error: str | None = None
     trained_live: bool = False  # learning curves were streamed to the session
     ran: list = field(default_factory=list)
+    compute: object = None  # ComputeSpec: featurize and train on a Dask cluster (None: here)
+    cluster: object = None  # pesnet.distributed Cluster, opened by the first step needing it
 
     def path(self, name: str) -> Path:
         return self.run_dir / name
+
+    def dask(self):
+        """The cluster of ``compute``, started or connected to on first use."""
+        if self.cluster is None:
+            from pesnet.distributed.cluster import open_cluster
+
+            c = self.compute
+            self.cluster = open_cluster(c.scheduler, c.workers, c.threads_per_worker, c.retries)
+        return self.cluster
 
     @property
     def spec(self):
@@ -243,6 +255,10 @@ class Featurize(Step):
         from pesnet.descriptors.featurize import featurize
 
         acsf = ACSF.from_params(self.acsf_params(ctx))
+        if ctx.compute is not None:  # same file, computed on the cluster's workers
+            from pesnet.distributed.featurize import featurize_on_cluster
+
+            featurize = functools.partial(featurize_on_cluster, ctx.dask())
         summary = featurize(ctx.path("dataset.h5").resolve(), ctx.path("features.h5"), acsf,
                             derivatives=_uses_forces(ctx),
                             split=tuple(ctx.spec.split.fractions), seed=ctx.spec.split.seed,
@@ -317,9 +333,21 @@ class Train(Step):
 
             tracker = MLflowCallback(ctx.session)
             callbacks.append(tracker)
-        result = train_potential(ctx.path("features.h5"), settings,
-                                 dataset_path=ctx.path("dataset.h5"), callbacks=callbacks,
-                                 checkpoint_path=checkpoint, resume=resume)
+        if ctx.compute is not None:  # member groups on the cluster; curves logged afterwards
+            from pesnet.distributed.train import train_on_cluster
+
+            tracker = None
+            result = train_on_cluster(ctx.dask(), ctx.path("features.h5"), settings,
+                                      dataset_path=ctx.path("dataset.h5"),
+                                      groups=ctx.compute.member_groups,
+                                      checkpoint_dir=ctx.run_dir, resume=resume,
+                                      progress=ctx.progress)
+            for done in ctx.run_dir.glob("model.ckpt.members-*.h5"):
+                done.unlink()
+        else:
+            result = train_potential(ctx.path("features.h5"), settings,
+                                     dataset_path=ctx.path("dataset.h5"), callbacks=callbacks,
+                                     checkpoint_path=checkpoint, resume=resume)
         save_model(result.potential, ctx.path("model.h5"))
         with atomic_output(ctx.path("history.json"), suffix=".json.tmp") as tmp:
             tmp.write_text(json.dumps(history_to_json(result.history)))
@@ -332,11 +360,13 @@ class Train(Step):
                 ctx.tracking_error = ctx.tracking_error or tracker.error
         last = result.history[-1]
         potential = result.potential
+        scores = ("; validation MAE "
+                  f"{1e3 * last.val_energy_mae_ensemble:.2f} meV/atom, "
+                  f"{1e3 * last.val_force_mae_ensemble:.1f} meV/Å") if ctx.compute is None \
+            else f" on {ctx.cluster.describe()}"
         return StepResult(
             f"{potential.n_members} members, {last.epoch + 1} epochs"
-            f"{' (resumed)' if resume else ''}; validation MAE "
-            f"{1e3 * last.val_energy_mae_ensemble:.2f} meV/atom, "
-            f"{1e3 * last.val_force_mae_ensemble:.1f} meV/Å",
+            f"{' (resumed)' if resume else ''}{scores}",
             self.outputs(ctx), {"epochs": int(last.epoch + 1)})
 
 
