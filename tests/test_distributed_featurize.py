@@ -103,9 +103,12 @@ def test_cluster_failures_become_one_line_errors():
 
     from pesnet.distributed.cluster import ClusterError, raise_cluster_error
 
-    lost = distributed.KilledWorker("pesnet-featurize-1", "tcp://10.0.0.7:4000", 3)
+    from types import SimpleNamespace
+
+    worker = SimpleNamespace(address="tcp://10.0.0.7:4000")
+    lost = distributed.KilledWorker("pesnet-featurize-1", worker, 3)
     with pytest.raises(ClusterError, match="featurization failed on the Dask cluster: "
-                                           "KilledWorker"):
+                                           "KilledWorker: Attempted to run task"):
         raise_cluster_error("featurization", lost)
     mine = InputError("data.h5, configuration 3: coincident atoms")
     with pytest.raises(InputError, match="coincident"):
