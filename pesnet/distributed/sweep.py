@@ -1,0 +1,404 @@
+"""Hyperparameter sweeps on a Dask cluster: one pipeline spec, a grid of training settings,
+one fit per grid point on the workers, one MLflow child run per point.
+
+>>> grid = parse_grid(["train.learning_rate=1e-3,5e-3", "model.hidden=[16],[32,32]"])
+>>> result = run_sweep(load_spec("pipelines/quickstart.toml"), grid, compute)  # 4 points
+
+The dataset is ingested and featurized once, into the sweep's run directory
+(``runs/NAME-sweep/``, featurization on the cluster too, skipped when up to date); grid keys
+may therefore come from the ``[model]``, ``[ensemble]`` and ``[train]`` tables only. Every
+point is one task: a worker fits the point's whole ensemble (vectorised, as in one process)
+and evaluates it on the spec's evaluation split; the client writes ``point-NNN/model.h5``,
+``history.json`` and ``metrics.json`` as the points finish and logs each to MLflow: a parent
+run (``pesnet.role = sweep``) in the pipeline's experiment, a child run per point with the
+point's full parameters, its learning curves, metrics and model file. Workers read the
+features and dataset at the same absolute path (a shared filesystem across machines).
+A failing point is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import tomllib
+import uuid
+from pathlib import Path
+from typing import NamedTuple
+
+from pesnet.distributed.cluster import raise_cluster_error
+from pesnet.errors import InputError, PesnetError
+
+#: Spec tables a grid may change (the others would change the shared features).
+SWEEPABLE = ("model", "ensemble", "train")
+SWEEP_FILE = "sweep.json"
+
+
+# -- the grid ---------------------------------------------------------------------------------
+def _split_values(text: str) -> list[str]:
+    """Split ``v1,v2`` at commas outside brackets and quotes."""
+    values, depth, quote, start = [], 0, None, 0
+    for k, char in enumerate(text):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            values.append(text[start:k])
+            start = k + 1
+    values.append(text[start:])
+    return [v.strip() for v in values]
+
+
+def _value(text: str):
+    """A TOML value (``1e-3``, ``[32, 32]``, ``true``, ``"relu"``), else the bare text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_grid(items) -> dict[str, list]:
+    """``["train.learning_rate=1e-3,5e-3", ...]`` → ``{"train.learning_rate": [0.001, 0.005]}``
+    (values parsed as TOML; bare words are strings)."""
+    grid = {}
+    for item in items:
+        key, sep, values = str(item).partition("=")
+        key = key.strip()
+        table, dot, name = key.partition(".")
+        if not sep or not dot or not name or not values.strip():
+            raise InputError(f"--grid {item!r}: expected TABLE.KEY=V1,V2,... "
+                             f"(e.g. train.learning_rate=1e-3,5e-3)")
+        if table not in SWEEPABLE:
+            raise InputError(f"--grid {key}: only [{'], ['.join(SWEEPABLE)}] keys can be swept "
+                             f"(the features are shared by every point)")
+        if key in grid:
+            raise InputError(f"--grid {key} is given twice")
+        parsed = [_value(v) for v in _split_values(values)]
+        if any(v == "" for v in parsed):
+            raise InputError(f"--grid {item!r}: empty value")
+        grid[key] = parsed
+    if not grid:
+        raise InputError("nothing to sweep: give at least one --grid TABLE.KEY=V1,V2")
+    return grid
+
+
+def grid_points(grid: dict) -> list[dict]:
+    """Every combination, the last key varying fastest: [{key: value, ...}, ...]."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*grid.values())]
+
+
+def describe_point(point: dict) -> str:
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in point.items())
+
+
+def point_pipeline(pipeline, point: dict):
+    """The pipeline with ``point``'s values in its spec, validated (one-line errors)."""
+    from pydantic import ValidationError
+
+    from pesnet.pipeline.spec import Pipeline, PipelineSpec, _message
+
+    table = tomllib.loads(pipeline.text)
+    table.setdefault("name", pipeline.path.stem)
+    for key, value in point.items():
+        section, _, name = key.partition(".")
+        table.setdefault(section, {})[name] = value
+    try:
+        spec = PipelineSpec.model_validate(table)
+    except ValidationError as error:
+        raise InputError(f"--grid point ({describe_point(point)}): "
+                         + _message(pipeline.path, error)) from None
+    return Pipeline(spec, pipeline.path, pipeline.text)
+
+
+# -- the worker's task ------------------------------------------------------------------------
+def train_point(features_path: str, dataset_path: str, settings: dict, split: str):
+    """Fit one grid point's ensemble and evaluate it on ``split``: (potential, history,
+    metrics)."""
+    from pesnet.potential.evaluate import evaluate_potential
+    from pesnet.training.settings import TrainSettings
+    from pesnet.training.trainer import train_potential
+
+    result = train_potential(features_path, TrainSettings.from_dict(settings), dataset_path)
+    indices = None if split == "all" else getattr(result.split, split)
+    if indices is not None and len(indices) == 0:
+        raise InputError(f"the {split} split is empty: nothing to evaluate")
+    evaluation = evaluate_potential(result.potential, dataset_path, indices, progress=False)
+    return result.potential, result.history, evaluation.metrics
+
+
+# -- the sweep --------------------------------------------------------------------------------
+class PointResult(NamedTuple):
+    """One grid point: its index and values, and what came of it (``error`` if it failed)."""
+
+    index: int
+    point: dict
+    metrics: dict | None
+    epochs: int | None
+    seconds: float | None
+    run_id: str | None
+    error: str | None
+
+    @property
+    def name(self) -> str:
+        return f"point-{self.index:03d}"
+
+
+class SweepResult(NamedTuple):
+    run_dir: Path
+    split: str
+    points: list
+    run_id: str | None
+    tracking_error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return all(p.error is None for p in self.points) and self.tracking_error is None
+
+    def best(self) -> PointResult | None:
+        """The point with the lowest force MAE (energy MAE without forces)."""
+        done = [p for p in self.points if p.metrics]
+        key = "force_mae" if any("force_mae" in p.metrics for p in done) \
+            else "energy_mae_per_atom"
+        done = [p for p in done if key in p.metrics]
+        return min(done, key=lambda p: p.metrics[key]) if done else None
+
+
+def _prepare_features(pipeline, points_pipelines, run_dir: Path, cluster, compute, progress,
+                      out):
+    """Ingest and featurize once (skipped when up to date), on the cluster."""
+    from pesnet.pipeline.spec import Pipeline
+    from pesnet.pipeline.steps import Context, Featurize, Ingest, StepState
+
+    # derivatives if any point trains on forces
+    forces = next((p for p in points_pipelines if p.spec.train_settings().force_weight > 0),
+                  None)
+    spec = (forces or pipeline).spec
+    ctx = Context(Pipeline(spec, pipeline.path, pipeline.text), run_dir, StepState(run_dir),
+                  None, progress, compute=compute, cluster=cluster)
+    for step in (Ingest(), Featurize()):
+        started = time.perf_counter()
+        key = step.key(ctx)
+        if step.up_to_date(ctx, key):
+            print(f"{step.name:.<12} up to date", file=out, flush=True)
+            continue
+        result = step.run(ctx, key)
+        ctx.state.record(step.name, key, result.outputs, result.info)
+        print(f"{step.name:.<12} {result.summary} ({time.perf_counter() - started:.1f} s)",
+              file=out, flush=True)
+    return run_dir / "features.h5", run_dir / "dataset.h5"
+
+
+class _Tracker:
+    """The sweep's MLflow runs; the first failure is kept and tracking stops."""
+
+    def __init__(self, uri, pipeline, grid, n_points):
+        from pesnet.tracking.session import ROLE_TAG, TrackingSession
+
+        self.error = None
+        self.session = None
+        self.uri = uri
+        params = {**pipeline.flat_params(), "sweep.grid": json.dumps(grid),
+                  "sweep.points": str(n_points)}
+        tags = {ROLE_TAG: "sweep", "pesnet.pipeline": pipeline.name,
+                "mlflow.runName": f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"}
+        try:
+            self.session = TrackingSession.start(uri, pipeline.name, params, tags,
+                                                 pipeline.spec.description)
+        except PesnetError as error:
+            self.error = str(error)
+        self.children = {}
+
+    def _safely(self, action, *args):
+        if self.error is not None or self.session is None:
+            return None
+        try:
+            return action(*args)
+        except PesnetError as error:
+            self.error = str(error)
+        except Exception as error:  # tracking never stops the sweep
+            self.error = f"MLflow tracking failed: {error}"
+        return None
+
+    def start_point(self, index, point, point_pipeline):
+        self._safely(self._start_point, index, point, point_pipeline)
+
+    def _start_point(self, index, point, point_pipeline):
+        from mlflow.entities import Param
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        from pesnet.tracking.session import ROLE_TAG, TrackingSession
+
+        s = self.session
+        with s._guard("creating a sweep point's run"):
+            run = s.client.create_run(
+                s.experiment_id, run_name=f"point-{index:03d}",
+                tags={MLFLOW_PARENT_RUN_ID: s.run_id, ROLE_TAG: "sweep-point",
+                      "pesnet.sweep.point": describe_point(point)})
+            params = [Param(k, str(v)) for k, v in point_pipeline.flat_params().items()]
+            for start in range(0, len(params), 100):
+                s.client.log_batch(run.info.run_id, params=params[start:start + 100])
+        self.children[index] = TrackingSession(self.uri, s.client, s.experiment_id,
+                                               run.info.run_id)
+
+    def finish_point(self, index, history, metrics, split, files, error=None):
+        child = self.children.get(index)
+        if child is None:
+            return
+        if error is not None:
+            child.end("FAILED", error)
+            return
+        if self._safely(self._finish_point, child, history, metrics, split, files) is None \
+                and self.error is not None:
+            child.end("FAILED", self.error)
+
+    @staticmethod
+    def _finish_point(child, history, metrics, split, files):
+        child.log_epochs(history)
+        child.log_metrics(metrics, prefix=f"{split}_")
+        for path in files:
+            child.log_artifact(path)
+        child.end("FINISHED")
+        return True
+
+    def finish(self, result: SweepResult, table_path: Path):
+        if self.session is None:
+            return
+        best = result.best()
+        if best is not None:
+            self._safely(self.session.log_metrics, best.metrics, f"best_{result.split}_")
+            self._safely(self.session.set_tags, {"pesnet.sweep.best": best.name,
+                                                 "pesnet.sweep.best_point":
+                                                     describe_point(best.point)})
+        self._safely(self.session.log_artifact, table_path)
+        failed = [p for p in result.points if p.error]
+        message = f"{len(failed)} of {len(result.points)} points failed" if failed else None
+        for index, child in self.children.items():  # points never reached
+            if not any(p.index == index for p in result.points):
+                child.end("KILLED", "the sweep stopped first")
+        self.session.end("FAILED" if failed or self.error else "FINISHED",
+                         message or self.error)
+
+
+def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True,
+              tracking_uri: str | None = None, progress: bool = True, out=None,
+              err=None) -> SweepResult:
+    """Fit every point of ``grid`` (see :func:`parse_grid`) of ``pipeline`` on the cluster of
+    ``compute`` (a :class:`~pesnet.pipeline.spec.ComputeSpec`); see the module doc."""
+    import sys
+
+    from pesnet.distributed.cluster import open_cluster
+    from pesnet.pipeline.runner import _run_dir_lock
+    from pesnet.pipeline.steps import history_to_json
+    from pesnet.potential.io import save_model
+    from pesnet.fileio import atomic_output
+
+    out, err = out or sys.stdout, err or sys.stderr
+    points = grid_points(grid)
+    pipelines = [point_pipeline(pipeline, p) for p in points]
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{pipeline.name}-sweep"
+    split = pipeline.spec.evaluate.split
+    results: list[PointResult] = []
+    tracker = None
+    with _run_dir_lock(run_dir), open_cluster(compute.scheduler, compute.workers,
+                                              compute.threads_per_worker,
+                                              compute.retries) as cluster:
+        print(f"pesnet sweep {pipeline.name}: {len(points)} points on {cluster.describe()}",
+              file=out, flush=True)
+        features, dataset = _prepare_features(pipeline, pipelines, run_dir, cluster, compute,
+                                              progress, out)
+        if tracking:
+            from pesnet.tracking.store import resolve_tracking_uri
+
+            tracker = _Tracker(resolve_tracking_uri(tracking_uri), pipeline, grid, len(points))
+            for k, (point, spec) in enumerate(zip(points, pipelines)):
+                tracker.start_point(k, point, spec)
+            if tracker.error:
+                print(f"pesnet sweep: warning: tracking failed: {tracker.error}", file=err)
+        client, token = cluster.client, uuid.uuid4().hex[:12]
+        futures = {}
+        for k, spec in enumerate(pipelines):
+            future = client.submit(train_point, str(features.resolve()), str(dataset.resolve()),
+                                   spec.spec.train_settings().to_dict(), split,
+                                   key=f"pesnet-sweep-{token}-point-{k}",
+                                   retries=cluster.retries, pure=False)
+            futures[future] = (k, time.perf_counter())
+        from distributed import as_completed
+
+        try:
+            for future in as_completed(list(futures)):
+                k, submitted = futures[future]
+                point_dir = run_dir / f"point-{k:03d}"
+                try:
+                    try:
+                        potential, history, metrics = future.result()
+                    except Exception as error:
+                        raise_cluster_error(f"point {k}", error)
+                except PesnetError as error:
+                    results.append(PointResult(k, points[k], None, None, None, None, str(error)))
+                    if tracker is not None:
+                        tracker.finish_point(k, None, None, split, (), str(error))
+                    print(f"point-{k:03d} FAILED: {error}", file=out, flush=True)
+                    continue
+                point_dir.mkdir(parents=True, exist_ok=True)
+                files = [save_model(potential, point_dir / "model.h5")]
+                for name, payload in (("history.json", history_to_json(history)),
+                                      ("metrics.json", {"split": split, "metrics": metrics})):
+                    with atomic_output(point_dir / name, suffix=".json.tmp") as tmp:
+                        tmp.write_text(json.dumps(payload, indent=1))
+                    files.append(point_dir / name)
+                run_id = None
+                if tracker is not None:
+                    tracker.finish_point(k, history, metrics, split, files)
+                    child = tracker.children.get(k)
+                    run_id = child.run_id if child is not None else None
+                result = PointResult(k, points[k], metrics, len(history),
+                                     time.perf_counter() - submitted, run_id, None)
+                results.append(result)
+                print(f"point-{k:03d} ({describe_point(points[k])}): {_scores(metrics)}",
+                      file=out, flush=True)
+        finally:
+            client.cancel([f for f in futures if not f.done()])
+    results.sort(key=lambda p: p.index)
+    sweep = SweepResult(run_dir, split, results, None, None)
+    table = run_dir / SWEEP_FILE
+    with atomic_output(table, suffix=".json.tmp") as tmp:
+        tmp.write_text(json.dumps({"pipeline": pipeline.name, "grid": grid, "split": split,
+                                   "points": [p._asdict() for p in results]}, indent=1,
+                                  default=str))
+    if tracker is not None:
+        tracker.finish(sweep, table)
+        sweep = sweep._replace(run_id=tracker.session.run_id if tracker.session else None,
+                               tracking_error=tracker.error)
+    return sweep
+
+
+def _scores(metrics: dict) -> str:
+    text = f"E MAE {1e3 * metrics['energy_mae_per_atom']:.2f} meV/atom"
+    if "force_mae" in metrics:
+        text += f", F MAE {1e3 * metrics['force_mae']:.1f} meV/Å"
+    return text
+
+
+def format_table(result: SweepResult) -> str:
+    """The points as a text table, best first marked with ``*``."""
+    best = result.best()
+    rows = [("", "point", "values", "epochs", "E MAE meV/atom", "F MAE meV/Å", "s")]
+    for p in result.points:
+        m = p.metrics or {}
+        rows.append(("*" if best is not None and p.index == best.index else "", p.name,
+                     describe_point(p.point),
+                     "-" if p.epochs is None else str(p.epochs),
+                     f"{1e3 * m['energy_mae_per_atom']:.2f}" if "energy_mae_per_atom" in m
+                     else ("failed" if p.error else "-"),
+                     f"{1e3 * m['force_mae']:.1f}" if "force_mae" in m else "-",
+                     "-" if p.seconds is None else f"{p.seconds:.1f}"))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) if c < 3 else cell.rjust(w)
+                               for c, (cell, w) in enumerate(zip(row, widths))).rstrip()
+                     for row in rows)
