@@ -38,6 +38,10 @@ Relative paths are relative to the spec file::
     [compute]                             # optional: featurize and train on a Dask cluster
     scheduler = "local"                   # or "tcp://host:8786"; workers = 4 for "local"
 
+    [active_learning]                     # optional: pesnet active-learn (see that module)
+    rounds = 3
+    temperature_K = 900
+
 :func:`load_spec` validates everything it can before any work starts (types, unknown keys,
 missing files, unknown recipes and calculators, descriptor and training parameters) and
 raises :class:`~pesnet.errors.InputError` with one line naming the file and the key.
@@ -247,6 +251,61 @@ class ComputeSpec(_Table):
         return self
 
 
+class ActiveLearningSpec(_Table):
+    """``pesnet active-learn``: ``rounds`` of MD with the current ensemble from seed
+    structures, picking frames whose largest atomic force spread (calibrated, eV/Å) exceeds
+    ``threshold`` — or, if not given, the ``quantile`` of that spread over the training
+    configurations — at least ``min_spacing`` MD steps apart and at most ``max_new`` per
+    round; they are labelled with ``calculator`` (default: the dataset recipe's), appended to
+    the dataset and the model is retrained. ``seed_structures`` (files, default ``n_seeds``
+    training configurations) start the MD; MD of a structure stops once the spread exceeds
+    ``stop_threshold``. ``holdout`` files are scored after every round. See
+    :mod:`pesnet.pipeline.active_learning`."""
+
+    rounds: int = Field(3, ge=1)
+    calculator: Optional[str] = None
+    seed_structures: list[str] = Field(default_factory=list)
+    n_seeds: int = Field(2, ge=1)
+    temperature_K: float | list[float] = 600.0
+    md_steps: int = Field(500, ge=1)
+    timestep_fs: float = Field(2.0, gt=0)
+    friction: float = Field(0.02, gt=0)
+    threshold: Optional[float] = Field(None, gt=0)
+    quantile: Optional[float] = Field(None, gt=0, lt=1)
+    stop_threshold: Optional[float] = Field(None, gt=0)
+    min_spacing: int = Field(10, ge=1)
+    max_new: int = Field(20, ge=1)
+    holdout: list[str] = Field(default_factory=list)
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _valid(self):
+        from pesnet.data.calculators import available_calculators
+
+        if self.threshold is not None and self.quantile is not None:
+            raise ValueError("give threshold (eV/Å) or quantile, not both")
+        temperatures = self.temperatures
+        if not temperatures or any(t <= 0 for t in temperatures):
+            raise ValueError("temperature_K must be positive (a number or a list)")
+        if self.calculator is not None and self.calculator not in available_calculators():
+            raise ValueError(f"unknown calculator {self.calculator!r}; known: "
+                             f"{', '.join(sorted(available_calculators()))}")
+        if (self.stop_threshold is not None and self.threshold is not None
+                and self.stop_threshold <= self.threshold):
+            raise ValueError("stop_threshold must exceed threshold")
+        return self
+
+    @property
+    def temperatures(self) -> list[float]:
+        t = self.temperature_K
+        return [float(x) for x in t] if isinstance(t, list) else [float(t)]
+
+    @property
+    def selection_quantile(self) -> float | None:
+        """The quantile used when no absolute threshold is given (default 0.95)."""
+        return None if self.threshold is not None else (self.quantile or 0.95)
+
+
 class PipelineSpec(_Table):
     """The whole spec (see the module doc). The [register] table is the attribute
     ``registry`` (``register`` is taken by Python's ABC machinery)."""
@@ -264,6 +323,7 @@ class PipelineSpec(_Table):
     evaluate: EvaluateSpec = EvaluateSpec()
     registry: RegisterSpec = Field(RegisterSpec(), alias="register")
     compute: Optional[ComputeSpec] = None
+    active_learning: Optional[ActiveLearningSpec] = None
 
     @model_validator(mode="before")
     @classmethod
