@@ -129,16 +129,23 @@ class Cluster:
     def describe(self) -> str:
         workers = self.client.nthreads()
         where = "local cluster" if self.local is not None else f"scheduler {self.address}"
-        return f"{where}: {len(workers)} workers, {sum(workers.values())} threads"
+        n, threads = len(workers), sum(workers.values())
+        return f"{where}: {n} worker{'s' * (n != 1)}, {threads} thread{'s' * (threads != 1)}"
 
     def close(self) -> None:
         """Close the client, and the local cluster if pesnet started it (a remote cluster
         keeps running)."""
+        logger = logging.getLogger("distributed")
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # the closing nannies and scheduler chat at INFO
         try:
             self.client.close()
         finally:
-            if self.local is not None:
-                self.local.close()
+            try:
+                if self.local is not None:
+                    self.local.close()
+            finally:
+                logger.setLevel(level)
 
     def __enter__(self) -> "Cluster":
         return self
@@ -162,9 +169,17 @@ def open_cluster(scheduler: str = "local", workers: int | None = None,
     distributed = _import_distributed()
     if scheduler == "local":
         n = int(workers) if workers is not None else max(1, os.cpu_count() or 1)
-        local = distributed.LocalCluster(n_workers=n, threads_per_worker=int(threads_per_worker),
-                                         processes=True, dashboard_address=None,
-                                         silence_logs=logging.ERROR)
+        try:
+            local = distributed.LocalCluster(
+                n_workers=n, threads_per_worker=int(threads_per_worker), processes=True,
+                silence_logs=logging.ERROR,
+                # any free port on loopback: the scheduler's HTTP server (the dashboard, with
+                # bokeh) starts anyway, and the default :8787 collides between runs
+                dashboard_address="127.0.0.1:0")
+        except RuntimeError as error:  # "Nanny failed to start"
+            raise InputError(f"cannot start a local Dask cluster ({error}); a script that "
+                             f"starts one needs the `if __name__ == \"__main__\":` guard "
+                             f"(worker processes are spawned)") from None
         try:
             client = distributed.Client(local)
         except BaseException:

@@ -118,8 +118,9 @@ def point_pipeline(pipeline, point: dict):
 
 # -- the worker's task ------------------------------------------------------------------------
 def train_point(features_path: str, dataset_path: str, settings: dict, split: str):
-    """Fit one grid point's ensemble and evaluate it on ``split``: (potential, history,
-    metrics)."""
+    """Fit one grid point's ensemble and evaluate it on ``split``: (model file bytes,
+    history, metrics)."""
+    from pesnet.distributed.train import potential_to_bytes
     from pesnet.potential.evaluate import evaluate_potential
     from pesnet.training.settings import TrainSettings
     from pesnet.training.trainer import train_potential
@@ -129,7 +130,7 @@ def train_point(features_path: str, dataset_path: str, settings: dict, split: st
     if indices is not None and len(indices) == 0:
         raise InputError(f"the {split} split is empty: nothing to evaluate")
     evaluation = evaluate_potential(result.potential, dataset_path, indices, progress=False)
-    return result.potential, result.history, evaluation.metrics
+    return potential_to_bytes(result.potential), result.history, evaluation.metrics
 
 
 # -- the sweep --------------------------------------------------------------------------------
@@ -295,7 +296,6 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
     from pesnet.distributed.cluster import open_cluster
     from pesnet.pipeline.runner import _run_dir_lock
     from pesnet.pipeline.steps import history_to_json
-    from pesnet.potential.io import save_model
     from pesnet.fileio import atomic_output
 
     out, err = out or sys.stdout, err or sys.stderr
@@ -336,7 +336,7 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
                 point_dir = run_dir / f"point-{k:03d}"
                 try:
                     try:
-                        potential, history, metrics = future.result()
+                        model, history, metrics = future.result()
                     except Exception as error:
                         raise_cluster_error(f"point {k}", error)
                 except PesnetError as error:
@@ -346,7 +346,9 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
                     print(f"point-{k:03d} FAILED: {error}", file=out, flush=True)
                     continue
                 point_dir.mkdir(parents=True, exist_ok=True)
-                files = [save_model(potential, point_dir / "model.h5")]
+                with atomic_output(point_dir / "model.h5", suffix=".h5.tmp") as tmp:
+                    tmp.write_bytes(model)  # the model file the worker wrote into memory
+                files = [point_dir / "model.h5"]
                 for name, payload in (("history.json", history_to_json(history)),
                                       ("metrics.json", {"split": split, "metrics": metrics})):
                     with atomic_output(point_dir / name, suffix=".json.tmp") as tmp:

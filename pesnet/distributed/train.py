@@ -38,6 +38,33 @@ from pesnet.training.trainer import (EpochRecord, TrainingResult, assemble_membe
                                      train_potential)
 
 
+def potential_to_bytes(potential) -> bytes:
+    """A potential as the bytes of its model file: what workers send back. Plain arrays and
+    JSON (no pickle of the object, so no cache or workspace it holds has to travel)."""
+    import io
+
+    import h5py
+
+    from pesnet.potential.io import write_model_group
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        write_model_group(f, potential)
+    return buffer.getvalue()
+
+
+def potential_from_bytes(data: bytes, where: str = "model from a worker"):
+    """The potential of :func:`potential_to_bytes`' output (exact: arrays and JSON)."""
+    import io
+
+    import h5py
+
+    from pesnet.potential.io import read_model_group
+
+    with h5py.File(io.BytesIO(data), "r") as f:
+        return read_model_group(f, where)
+
+
 def group_checkpoint(checkpoint_dir, start: int, stop: int) -> Path:
     """The checkpoint file of members start..stop-1 in ``checkpoint_dir``."""
     return Path(checkpoint_dir) / f"model.ckpt.members-{start}-{stop}.h5"
@@ -46,7 +73,7 @@ def group_checkpoint(checkpoint_dir, start: int, stop: int) -> Path:
 def train_group(features_path: str, settings: dict, dataset_path: str | None,
                 members: tuple[int, int], checkpoint: str | None = None):
     """The worker's task: train members ``start..stop-1`` (resuming from ``checkpoint`` when
-    it exists). Returns (potential, history)."""
+    it exists). Returns (model file bytes, history)."""
     for path, what in ((features_path, "features"), (dataset_path, "dataset")):
         if path is not None and not Path(path).is_file():
             import socket
@@ -57,7 +84,7 @@ def train_group(features_path: str, settings: dict, dataset_path: str | None,
     resume = checkpoint is not None and Path(checkpoint).is_file()
     result = train_potential(features_path, TrainSettings.from_dict(settings), dataset_path,
                              checkpoint_path=checkpoint, resume=resume, members=members)
-    return result.potential, result.history
+    return potential_to_bytes(result.potential), result.history
 
 
 def merge_histories(histories, ranges, n_members: int) -> list[EpochRecord]:
@@ -138,7 +165,8 @@ def train_on_cluster(cluster, features_path, settings: TrainSettings | None = No
         if bar is not None:
             bar.close()
         client.cancel([f for f in futures if not f.done()])
-    potential = assemble_members([p for p, _ in results])
+    potential = assemble_members([potential_from_bytes(p, f"members {a}:{b}")
+                                  for (p, _), (a, b) in zip(results, ranges)])
     calibrate(potential, features_path, settings, dataset)
     history = merge_histories([h for _, h in results], ranges, settings.n_members)
     return TrainingResult(potential, history, *_split_and_dataset(features_path, dataset))
