@@ -54,16 +54,26 @@ def coverage(errors, std, k: float = 1.0) -> float:
     return float(np.mean(np.abs(np.ravel(errors)) <= k * np.ravel(std)))
 
 
+def _interval_half_widths(n_points: int):
+    """Expected coverages p over (0, 1) and the matching z_p = √2 erf⁻¹(p), (n_points,)."""
+    expected = np.linspace(0, 1, n_points + 2)[1:-1]
+    return expected, np.sqrt(2.0) * special.erfinv(expected)
+
+
+def _sorted_ratios(errors, std):
+    ratio = np.abs(np.ravel(errors)) / np.maximum(np.ravel(std), _TINY)
+    ratio.sort()
+    return ratio
+
+
 def calibration_curve(errors, std, n_points: int = 99):
     """(expected, observed) coverage of central Gaussian intervals; arrays of ``n_points``.
 
     ``expected[p]`` runs over (0, 1); ``observed[p]`` is the fraction of ``|e| ≤ z_p σ`` with
     ``z_p = √2 erf⁻¹(p)`` the half-width of the central interval holding probability p.
     """
-    expected = np.linspace(0, 1, n_points + 2)[1:-1]
-    z = np.sqrt(2.0) * special.erfinv(expected)
-    ratio = np.abs(np.ravel(errors)) / np.maximum(np.ravel(std), _TINY)
-    ratio.sort()
+    expected, z = _interval_half_widths(n_points)
+    ratio = _sorted_ratios(errors, std)
     observed = np.searchsorted(ratio, z, side="right") / max(ratio.size, 1)
     return expected, observed
 
@@ -72,6 +82,16 @@ def miscalibration_area(errors, std, n_points: int = 99) -> float:
     """Mean |observed − expected| over the calibration curve (0 = perfectly calibrated)."""
     expected, observed = calibration_curve(errors, std, n_points)
     return float(np.mean(np.abs(observed - expected)))
+
+
+def miscalibration_areas(errors, std, scales, n_points: int = 99) -> np.ndarray:
+    """:func:`miscalibration_area` of the spreads ``s · std`` for every s in ``scales`` at once
+    (one sort of the error ratios), (len(scales),)."""
+    expected, z = _interval_half_widths(n_points)
+    ratio = _sorted_ratios(errors, std)
+    thresholds = np.outer(np.asarray(scales, float), z)  # |e|/σ ≤ z s
+    observed = np.searchsorted(ratio, thresholds, side="right") / max(ratio.size, 1)
+    return np.mean(np.abs(observed - expected[None, :]), axis=1)
 
 
 def uncertainty_metrics(errors, std, prefix: str = "") -> dict:

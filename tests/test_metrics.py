@@ -50,6 +50,25 @@ def test_miscalibrated_spread_is_detected_and_rescaled(calibrated):
     assert metrics.miscalibration_area(errors, scale * too_small) < 0.01
     musil = fit_spread_scale(errors, too_small, method="musil", n_members=8)
     assert musil == pytest.approx(np.sqrt(-1 / 8 + 5 / 7 * 9.0), rel=0.03)
+    area = fit_spread_scale(errors, too_small, method="area")
+    assert area == pytest.approx(3.0, rel=0.03)
+
+
+def test_area_calibration_resists_heavy_tails_and_over_dispersion():
+    rng = np.random.default_rng(4)
+    std = rng.uniform(0.05, 0.5, size=20_000)
+    # Student-t errors (heavy tails) at the scale of std: NLL's factor over-covers
+    errors = std * rng.standard_t(3, size=std.size) / np.sqrt(3.0)
+    nll = fit_spread_scale(errors, std, "nll")
+    area = fit_spread_scale(errors, std, "area")
+    assert metrics.miscalibration_area(errors, area * std) < metrics.miscalibration_area(errors, nll * std)
+    # an over-dispersed 5-member committee (σ twice the error scale): Musil collapses, area not
+    wide = 2.0 * std
+    gaussian = rng.normal(0.0, std)
+    musil = fit_spread_scale(gaussian, wide, "musil", n_members=5)
+    area = fit_spread_scale(gaussian, wide, "area")
+    assert metrics.coverage(gaussian, musil * wide) < 0.4
+    assert metrics.coverage(gaussian, area * wide) == pytest.approx(0.683, abs=0.03)
 
 
 def test_uninformative_spread_has_no_rank_correlation():
@@ -92,3 +111,10 @@ def test_force_spearman_ranks_atoms_by_error_vector_length():
     again = metrics.energy_force_metrics([0.0], [0.0], [1], rotated, np.zeros_like(errors),
                                          energy_std=[1.0], forces_std=std)
     assert again["force_spearman"] == pytest.approx(out["force_spearman"], abs=1e-12)
+
+
+def test_miscalibration_areas_match_one_at_a_time(calibrated):
+    errors, std = calibrated
+    scales = [0.3, 1.0, 2.5]
+    np.testing.assert_allclose(metrics.miscalibration_areas(errors, std, scales),
+                               [metrics.miscalibration_area(errors, s * std) for s in scales])

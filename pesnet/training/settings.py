@@ -18,9 +18,9 @@ class TrainSettings:
     mean (ΔE/N)² and ``force_weight`` the mean |ΔF|²/3; ``patience`` epochs without a better
     validation loss retire a member (its best weights are kept); ``schedule`` of the learning
     rate (``plateau`` watches each member's validation loss); ``clip_norm`` caps each member's
-    gradient norm; ``calibration`` (``musil``, the committee rescaling, or ``nll``) fits the
-    spread scale on the validation split (``musil`` needs 4 members; smaller ensembles use
-    ``nll``); ``checkpoint_every`` epochs a checkpoint is written (0: only at the end).
+    gradient norm; ``calibration`` fits the spread scale on the validation split: ``area``
+    (least miscalibration area), ``musil`` (committee rescaling; needs 4 members, smaller
+    ensembles use ``nll``) or ``nll`` (see :mod:`pesnet.potential.calibration`); ``checkpoint_every`` epochs a checkpoint is written (0: only at the end).
     """
 
     hidden: tuple = (32, 32)
@@ -38,7 +38,7 @@ class TrainSettings:
     bootstrap: bool = True
     patience: int = 40
     clip_norm: float = 100.0
-    calibration: str = "musil"
+    calibration: str = "area"
     checkpoint_every: int = 10
 
     def __post_init__(self):
@@ -52,7 +52,8 @@ class TrainSettings:
             (self.energy_weight >= 0 and self.force_weight >= 0, "loss weights must be >= 0"),
             (self.energy_weight + self.force_weight > 0, "at least one loss weight must be > 0"),
             (self.patience >= 1, "patience must be at least 1"),
-            (self.calibration in ("nll", "musil"), "calibration must be 'nll' or 'musil'"),
+            (self.calibration in ("area", "nll", "musil"),
+             "calibration must be 'area', 'nll' or 'musil'"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
         ]
         for ok, message in checks:
