@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "pesnet.cli.evaluate",
     "pesnet.cli.predict",
     "pesnet.cli.run",
+    "pesnet.cli.active_learn",
     "pesnet.cli.sweep",
     "pesnet.cli.serve",
     "pesnet.cli.ui",
