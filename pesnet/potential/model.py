@@ -159,17 +159,31 @@ class Potential:
                 members: bool = False) -> Prediction:
         """Predict ``atoms`` (an :class:`ase.Atoms` or a list of them); see :class:`Prediction`.
 
-        Stress is computed for periodic structures only (NaN rows otherwise).
+        Stress is computed for periodic structures only (NaN rows otherwise). Runs through
+        :class:`~pesnet.potential.structures.StructureEvaluator` (forces from the bond-level
+        vector–Jacobian product, no stored Jacobian), the same path as the ASE calculator.
         """
-        from pesnet.potential.atoms_batch import batch_from_atoms
-
         atoms_list = [atoms] if not isinstance(atoms, (list, tuple)) else list(atoms)
         if not atoms_list:
             raise InputError("nothing to predict: empty list of structures")
-        want_derivatives = forces or stress
-        batch = batch_from_atoms(self.descriptor, self.scalers, atoms_list, want_derivatives)
-        out = self.evaluate(batch, forces=forces, virial=stress)
-        return self.summarize(out, batch.offsets, atoms_list if stress else None, members)
+        out = self.structure_evaluator().evaluate(atoms_list, forces=forces, virial=stress)
+        offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])])
+        return self.summarize(out, offsets, atoms_list if stress else None, members)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_structure_evaluator", None)  # a cache, rebuilt on demand
+        return state
+
+    def structure_evaluator(self):
+        """The :class:`~pesnet.potential.structures.StructureEvaluator` of this potential
+        (made once and kept: it holds the descriptor's work plan and scratch space)."""
+        from pesnet.potential.structures import StructureEvaluator
+
+        evaluator = self.__dict__.get("_structure_evaluator")
+        if evaluator is None or evaluator.descriptor is not self.descriptor:
+            evaluator = self.__dict__["_structure_evaluator"] = StructureEvaluator(self)
+        return evaluator
 
     def summarize(self, out: MemberOutputs, offsets, atoms_list=None,
                   members: bool = False) -> Prediction:

@@ -1,0 +1,589 @@
+"""ACSF values and vector–Jacobian products on a bond list: forces without the Jacobian.
+
+A potential E = Σ_i E_i(G_i) needs the descriptor Jacobian only through one product per
+ensemble member κ: with weights w_κ,i = ∂E_κ/∂G_i (N, F),
+
+    ∂E_κ/∂D_b = Σ_f w_κ,i_b,f ∂G_{i_b,f}/∂D_b        for every bond b (vector D_b = r_j − r_i)
+
+and forces and virial follow from these bond gradients (:func:`bond_forces`,
+:func:`bond_virials`). :meth:`ACSFEvaluator.forward` computes G and keeps what the product
+needs (a :class:`Tape`); :meth:`ACSFEvaluator.pullback` then forms the product for all K weight
+sets at once — never the (n_bonds, F, 3) Jacobian that training stores
+(:meth:`ACSF.compute` with derivatives).
+
+**Radial terms** g_k(d) (G1, G2, G3) are laid out padded per (centre, neighbour element) row as
+(rows, term, slot) arrays: values are sums over slots, and the product
+∂E/∂d_b = Σ_k w_(i_b, el_j, k) g_k'(d_b) is one small matrix product per row.
+
+**Angular terms** use the block algorithm of :mod:`pesnet.descriptors.angular`: per block of
+centres, (B, m, m) matrices X_key = b^n ∘ P and b^n ∘ P'/r_jk are contracted once with
+right-hand sides built from q_k and q_k D_k. Those contractions Y, Z do not depend on the
+weights and are kept on the tape; the pullback recombines them with per-centre coefficients
+C_κ,key = Σ_f w_κ,f coef[f, key] (the value, slope and P' coefficients of every feature of the
+group) and applies the chain rule of :mod:`pesnet.descriptors.angular` once, summed over the
+groups (it is linear in the recombined sums):
+
+    ∂E_κ/∂D_j = T1 − T4 + u_j [r_j (T3 + V) − u_j·T1],      u_j = D_j / r_j
+
+with T1 = Σ_g q_j Σ C_slope Y[1:4] / r_j, T3, T4 = Σ_g q_j Σ C_dp Z[0], Z[1:4], and
+V = Σ_g (q'_j / r_j) Σ C_value Y[0].
+
+Bonds enter in the canonical order of :class:`~pesnet.descriptors.bonds.PairList` and only those
+inside the cutoffs are used, so two lists with the same bonds inside the cutoffs (a fresh one and
+a Verlet list with a skin) give bit-identical values. Values equal :meth:`ACSF.compute`'s to
+round-off (the same formulas, summed in another order).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import NamedTuple
+
+import numpy as np
+
+from math import comb
+
+from pesnet.descriptors.angular import BLOCK_ELEMENTS, _Group, _power, plan_angular
+from pesnet.descriptors.bonds import Geometry, PairList
+from pesnet.errors import ConfigurationError
+
+
+class _Block(NamedTuple):
+    """One block of centres of the angular terms (B centres, m neighbour slots).
+
+    The contractions of every plan group, keys concatenated over the groups (c = (key, t) with
+    t the element of k): ``Y`` (B, 4, n_c, m) = q_j Σ_k X_key,jk [q_k, q_k D_k/r_k] (the
+    right-hand side index first), ``Yv`` (B, n_c, m) = (q'_j/r_j) Σ_k X_key,jk q_k,
+    ``Z`` (B, 4, n_dc, m) = q_j Σ_k (b^n ∘ P'/r_jk)_jk [q_k, q_k D_k] (or None).
+    """
+
+    centres: np.ndarray   # (B,) atom indices
+    bonds: np.ndarray     # (B, m) angular-bond index of each slot (n_angular in padding)
+    u: np.ndarray         # (B, 3, 1, m) D_j / r_j (0 in padding)
+    r: np.ndarray         # (B, 1, m)
+    onehot: np.ndarray    # (B, n_el, m) neighbour element (False in padding)
+    Y: np.ndarray
+    Yv: np.ndarray
+    Z: np.ndarray | None
+
+
+class Tape(NamedTuple):
+    """What :meth:`ACSFEvaluator.backward` needs of a forward pass.
+
+    Radial terms, padded per (centre, neighbour element) row: ``rows``, ``width``,
+    ``d_radial`` (rows, n_radial, width) ∂g_k/∂d (1/Å), ``u`` (3, rows·width) unit bond
+    vectors and ``d`` (rows·width,) lengths of each slot (0 and the cutoff in padding),
+    ``reverse`` (rows·width,) the slot of each bond's reverse (``rows·width`` in padding).
+    Angular terms: ``centre``, ``neighbour`` (n_angular,) atoms and ``D`` (n_angular, 3) of
+    the angular bonds, and the :class:`_Block` s. ``config_atoms`` (n_configs + 1,).
+    """
+
+    n_atoms: int
+    config_atoms: np.ndarray
+    rows: int
+    width: int
+    d_radial: np.ndarray
+    u: np.ndarray
+    d: np.ndarray
+    reverse: np.ndarray
+    centre: np.ndarray | None
+    neighbour: np.ndarray | None
+    D: np.ndarray | None
+    blocks: list | None
+
+
+class _Workspace(threading.local):
+    """Large scratch arrays kept between calls (per thread): a fresh array of a few MB is
+    mapped anew by the allocator and page-faults on every call, which cost ~30% of a step."""
+
+    def __init__(self):
+        self.buffers = {}
+
+    def get(self, name: str, shape, dtype=float) -> np.ndarray:
+        size = int(np.prod(shape))
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.size < size or buffer.dtype != dtype:
+            buffer = self.buffers[name] = np.empty(size + size // 4, dtype)
+        return buffer[:size].reshape(shape)
+
+
+#: Largest integer ζ for which angular terms use the monomial basis c^n ∘ P (see _plan).
+MONOMIAL_MAX_ZETA = 4
+
+
+def _plan(g4, g5, derivatives: bool) -> list:
+    """The work plan of :func:`~pesnet.descriptors.angular.plan_angular`, with groups whose ζ
+    are all integers ≤ :data:`MONOMIAL_MAX_ZETA` rewritten on the monomials c^n ∘ P:
+    A(c) = K (1 + λc)^ζ = K Σ_n C(ζ, n) λ^n c^n, so the matrices c⁰…c^ζmax ∘ P (one product
+    each, chained) serve both signs of λ, every ζ and the slopes — 5 matrices instead of 9
+    for ζ ∈ {1, 2, 4}. The binomial sums cost at most Σ_n C(4, n) = 16 ulp of the larger
+    terms (exact powers are kept for larger or fractional ζ, where the sums would cancel).
+    """
+    params = np.concatenate([np.asarray(g4, float).reshape(-1, 3),
+                             np.asarray(g5, float).reshape(-1, 3)])
+    out = []
+    for group in plan_angular(g4, g5, derivatives):
+        zetas, lams = params[group.columns, 1], params[group.columns, 2]
+        if not (np.all(zetas == np.round(zetas)) and zetas.max() <= MONOMIAL_MAX_ZETA):
+            out.append(group)
+            continue
+        top = int(zetas.max())
+        keys = [("c", n) for n in range(top + 1)]
+        nf = len(group.columns)
+        value, slope = np.zeros((nf, top + 1)), np.zeros((nf, top + 1))
+        for f, (zeta, lam) in enumerate(zip(zetas.astype(int), lams)):
+            k = 2.0 ** (1.0 - zeta)
+            for n in range(zeta + 1):
+                value[f, n] = k * comb(zeta, n) * lam**n
+            for n in range(zeta):
+                slope[f, n] = k * zeta * lam * comb(zeta - 1, n) * lam**n
+        dp = derivatives and group.kind == "g4"
+        out.append(_Group(group.kind, group.eta, group.columns, keys, keys if dp else [],
+                          value, slope if derivatives else np.zeros_like(slope),
+                          value.copy() if dp else np.zeros((nf, 0)), group.span))
+    return out
+
+
+def _exact_power(key, cos: np.ndarray, cache: dict):
+    """(1 + λ cos θ)^n named by ``key`` (``None`` for ``("one",)``), as
+    :func:`pesnet.descriptors.angular._power` computes it (same values), with 1 ± c formed
+    in one operation (c is clipped to [−1, 1], so the base is never negative)."""
+    if key in cache:
+        return cache[key]
+    if key[0] == "b" and key[2] == 1.0 and key[1] in (1.0, -1.0):
+        value = np.add(1.0, cos) if key[1] > 0 else np.subtract(1.0, cos)
+        cache[key] = value
+        return value
+    if key[0] == "b" and float(key[2]).is_integer() and 1 < key[2] <= 64:
+        n = int(key[2])
+        lam = key[1]
+        if n % 2:
+            value = _exact_power(("b", lam, float(n - 1)), cos, cache) * _exact_power(
+                ("b", lam, 1.0), cos, cache)
+        else:
+            half = _exact_power(("b", lam, float(n // 2)), cos, cache)
+            value = half * half
+        cache[key] = value
+        return value
+    return _power(key, cos, cache)
+
+
+def _blocks(counts: np.ndarray, n_stack: int):
+    """Centre indices of each block (decreasing neighbour count; centres with < 2 skipped)."""
+    order = np.argsort(-counts, kind="stable")
+    order = order[counts[order] >= 2]
+    out, start = [], 0
+    while start < len(order):
+        m = int(counts[order[start]])
+        size = max(1, BLOCK_ELEMENTS // max(1, n_stack * m * m))
+        out.append(order[start : start + size])
+        start += size
+    return out
+
+
+class ACSFEvaluator:
+    """Values of an :class:`~pesnet.descriptors.ACSF` on a :class:`PairList`, and the
+    vector–Jacobian product that gives forces and virials (see the module doc)."""
+
+    def __init__(self, acsf):
+        self.acsf = acsf
+        n_el = self.n_elements = len(acsf.elements)
+        self.plan = _plan(acsf.g4, acsf.g5, derivatives=True)
+        self.value_plan = _plan(acsf.g4, acsf.g5, derivatives=False)
+        # value, slope and P' coefficients of every angular feature on the keys of all
+        # groups concatenated: (n_angular, n_keys + n_keys + n_dp_keys)
+        n_keys = sum(len(g.p_keys) for g in self.plan)
+        n_dp = sum(len(g.dp_keys) for g in self.plan)
+        coef = np.zeros((acsf.n_angular, 2 * n_keys + n_dp))
+        p0 = d0 = 0
+        for g in self.plan:
+            n_p, n_d = len(g.p_keys), len(g.dp_keys)
+            coef[g.columns, p0 : p0 + n_p] = g.value_coef
+            coef[g.columns, n_keys + p0 : n_keys + p0 + n_p] = g.slope_coef
+            coef[g.columns, 2 * n_keys + d0 : 2 * n_keys + d0 + n_d] = g.dp_coef
+            p0 += n_p
+            d0 += n_d
+        self._coef, self._n_keys, self._n_dp_keys = coef, n_keys, n_dp
+        self.n_radial_columns = n_el * acsf.n_radial
+        self._pair_weight = np.where(np.eye(n_el, dtype=bool), 0.5, 1.0)
+        g2 = np.asarray(acsf.g2, dtype=float).reshape(-1, 2)
+        self._eta = g2[:, 0][None, :, None]
+        self._rs = g2[:, 1][None, :, None]
+        self._kappa = np.asarray(acsf.g3, dtype=float).reshape(1, -1, 1)
+        # scratch reused between calls: a tape is valid until the next forward pass
+        self._work = _Workspace()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_work"]  # per-thread scratch: not worth shipping
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._work = _Workspace()
+
+    # -- forward --------------------------------------------------------------------------
+    def forward(self, pairs: PairList, geometry: Geometry, derivatives: bool = True,
+                where=None):
+        """ACSF values (n_atoms, F) and, if ``derivatives``, the :class:`Tape` for
+        :meth:`pullback` (else ``None``). ``where`` = (file, index) names the configuration
+        in errors."""
+        acsf = self.acsf
+        D, d = geometry
+        if len(d) and d.min() < 1e-8:
+            b = int(np.argmin(d))
+            where = where or ("<atoms>", None)
+            raise ConfigurationError(where[0], where[1], f"atoms {pairs.i[b]} and "
+                                     f"{pairs.j[b]} are at the same position")
+        n_atoms, n_el = pairs.n_atoms, self.n_elements
+        values = np.empty((n_atoms, acsf.n_features))
+        inside = np.flatnonzero(d < acsf.cutoff)
+        rows = pairs.rows(n_el)[inside]
+        n_rows = n_atoms * n_el
+        counts = np.bincount(rows, minlength=n_rows)
+        width = max(1, int(counts.max()) if n_rows else 1)
+        starts = np.cumsum(counts) - counts
+        slot = rows * width
+        slot += np.arange(len(rows))
+        slot -= starts[rows]
+        n_slots = n_rows * width
+        work = self._work
+        padded = work.get("padded", n_slots)
+        padded.fill(acsf.cutoff)
+        d_in = d[inside]
+        padded[slot] = d_in
+        radial, d_radial = self._radial(padded.reshape(n_rows, 1, width), derivatives)
+        values[:, : self.n_radial_columns] = radial.sum(axis=2).reshape(n_atoms, -1)
+
+        angular = blocks = None
+        if acsf.n_angular:
+            angular = inside[d_in < acsf.angular_cutoff]
+            ang_values = np.zeros((n_atoms, n_el, n_el, acsf.n_angular))
+            blocks = self._angular_forward(
+                pairs.i[angular], D[angular], d[angular], pairs.element[pairs.j[angular]],
+                n_atoms, ang_values, derivatives)
+            s, t, columns = acsf._pairs
+            values[:, columns] = ang_values[:, s, t].reshape(n_atoms, len(columns))
+        if not derivatives:
+            return values, None
+        u = work.get("u", (3, n_slots))
+        u.fill(0.0)
+        inv_d = 1.0 / d_in
+        for x in range(3):
+            u[x, slot] = D[inside, x] * inv_d
+        compact = work.get("compact", len(d), np.int64)
+        compact[inside] = np.arange(len(inside))
+        reverse = work.get("reverse", n_slots, np.int64)
+        reverse.fill(n_slots)
+        reverse[slot] = slot[compact[pairs.reverse[inside]]]
+        ang = (None, None, None) if angular is None else (
+            pairs.i[angular], pairs.j[angular], D[angular])
+        return values, Tape(n_atoms, pairs.config_atoms, n_rows, width, d_radial, u, padded,
+                            reverse, *ang, blocks)
+
+    def _radial(self, d: np.ndarray, derivatives: bool):
+        """Radial terms g_k(d) and g_k'(d) (1/Å) of padded distances ``d`` (rows, 1, width):
+        (rows, n_radial, width) each (see :mod:`pesnet.descriptors.radial`)."""
+        acsf = self.acsf
+        cutoff = acsf.cutoff
+        n_g2, n_g3 = len(acsf.g2), len(acsf.g3)
+        work = self._work
+        shape = (d.shape[0], 1 + n_g2 + n_g3, d.shape[2])
+        inside = d < cutoff
+        x = d * (np.pi / cutoff)
+        cos_x = np.cos(x)
+        fc = 0.5 * (cos_x + 1.0)
+        fc *= inside
+        out = work.get("radial", shape)
+        out[:, :1] = fc
+        if n_g2:
+            delta = np.subtract(d, self._rs, out=work.get("delta", (shape[0], n_g2, shape[2])))
+            gauss = np.multiply(delta, delta, out=work.get("gauss", delta.shape))
+            gauss *= -self._eta
+            np.exp(gauss, out=gauss)
+            np.multiply(gauss, fc, out=out[:, 1 : 1 + n_g2])
+        if n_g3:
+            cosine = np.cos(d * self._kappa)
+            np.multiply(cosine, fc, out=out[:, 1 + n_g2 :])
+        if not derivatives:
+            return out, None
+        # f_c' = −(π/2r_c) sin x, with sin x = sqrt((1 − cos x)(1 + cos x)) on [0, π]
+        dfc = 1.0 - cos_x
+        dfc *= cos_x + 1.0
+        np.maximum(dfc, 0.0, out=dfc)
+        np.sqrt(dfc, out=dfc)
+        dfc *= (-0.5 * np.pi / cutoff) * inside
+        d_out = work.get("d_radial", shape)
+        d_out[:, :1] = dfc
+        if n_g2:
+            slope = np.multiply(delta, -2.0 * self._eta, out=delta)
+            slope *= fc
+            slope += dfc
+            np.multiply(gauss, slope, out=d_out[:, 1 : 1 + n_g2])
+        if n_g3:
+            kd = d * self._kappa
+            part = cosine * dfc
+            part -= self._kappa * np.sin(kd) * fc
+            d_out[:, 1 + n_g2 :] = part
+        return out, d_out
+
+    def _angular_forward(self, centre, D, r, element, n_atoms, values, derivatives):
+        """Angular values into ``values`` (n_atoms, n_el, n_el, n_angular); with
+        ``derivatives`` the :class:`_Block` s of the tape (bonds sorted by centre)."""
+        acsf = self.acsf
+        n_el = self.n_elements
+        cutoff = acsf.angular_cutoff
+        groups = self.plan if derivatives else self.value_plan
+        has_g4 = len(acsf.g4) > 0
+        n_stack = max(len(g.p_keys) + len(g.dp_keys) for g in groups)
+        counts = np.bincount(centre, minlength=n_atoms)
+        starts = np.cumsum(counts) - counts
+        every = np.arange(n_el)
+        n_rhs = 4 if derivatives else 1
+        n_keys = sum(len(g.p_keys) for g in groups) * n_el
+        n_dp_keys = sum(len(g.dp_keys) for g in groups) * n_el
+        blocks = []
+        for centres in _blocks(counts, n_stack):
+            n = counts[centres]
+            m = int(n[0])
+            B = len(centres)
+            slot = np.arange(m)
+            valid = slot < n[:, None]                                        # (B, m)
+            bond = starts[centres][:, None] + slot
+            bond *= valid
+            Dp = D[bond]
+            Dp *= valid[..., None]
+            rp = r[bond]
+            rp[~valid] = 2.0 * cutoff  # padding: beyond the cutoff from everything
+            onehot = (element[bond][:, None, :] == every[None, :, None])     # (B, n_el, m)
+            onehot &= valid[:, None, :]
+            x = rp * (np.pi / cutoff)
+            cos_r = np.cos(x)
+            f = 0.5 * (cos_r + 1.0)
+            f *= valid
+            inv_r = 1.0 / rp
+            u = Dp * inv_r[..., None]                                         # (B, m, 3)
+            cos = np.matmul(u, u.transpose(0, 2, 1))                          # (B, m, m)
+            np.clip(cos, -1.0, 1.0, out=cos)
+            if has_g4:
+                # r_jk² = r_j² + r_k² − 2 D_j·D_k (beyond the cutoff for padding; and on the
+                # diagonal, which is no pair, set so)
+                rjk2 = np.matmul(Dp, Dp.transpose(0, 2, 1))
+                rjk2 *= -2.0
+                r2 = rp * rp
+                rjk2 += r2[:, :, None]
+                rjk2 += r2[:, None, :]
+                rjk2[:, slot, slot] = 4.0 * cutoff * cutoff
+                rjk = np.sqrt(rjk2)
+                mask4 = rjk < cutoff
+                # cos(π r_jk / r_c) inside the cutoff, −1 (so f_c = f_c' = 0) elsewhere
+                cos_x = np.full_like(rjk, -1.0)
+                np.cos(np.multiply(rjk, np.pi / cutoff), out=cos_x, where=mask4)
+                one_plus = cos_x + 1.0
+                fjk = one_plus * 0.5
+                if derivatives:
+                    # f_c'(r_jk)/r_jk, sin x = sqrt((1 − cos x)(1 + cos x)) on [0, π]
+                    dfjk_r = 1.0 - cos_x
+                    dfjk_r *= one_plus
+                    np.sqrt(dfjk_r, out=dfjk_r)
+                    rjk *= -2.0 * cutoff / np.pi
+                    dfjk_r /= rjk
+            if len(acsf.g5):
+                pair_mask = valid[:, :, None] & valid[:, None, :]
+                pair_mask[:, slot, slot] = False
+            P5 = pair_mask.astype(float) if len(acsf.g5) else None
+            powers: dict = {}
+            if derivatives:
+                df = np.sqrt((1.0 - cos_r) * (1.0 + cos_r))
+                df *= (-0.5 * np.pi / cutoff) * valid
+                Yall = np.empty((B, 4, n_keys, m))
+                Yv = np.empty((B, n_keys, m))
+                Zall = np.empty((B, 4, n_dp_keys, m)) if n_dp_keys else None
+            # right-hand sides, transposed: per element t of k, [q_k, q_k D_k / r_k] (and
+            # [q_k, q_k D_k] for the P' matrices), (B, n_el·n_rhs, m)
+            QT = np.empty((B, n_el, n_rhs, m))
+            p0 = d0 = 0
+            for group in groups:
+                radial = np.exp(-group.eta * rp * rp)
+                q = radial * f
+                g4_group = group.kind == "g4"
+                n_p, n_dp = len(group.p_keys), len(group.dp_keys)
+                # X[b, k, key, j] = X_key[b, j, k]: the matrices side by side per row k, so one
+                # product Qᵀ X gives every key's contraction, right-hand side index first
+                X = np.empty((B, m, n_p + n_dp, m))
+                monomial = group.p_keys[0][0] == "c"
+                if g4_group:
+                    E = rjk2 * -group.eta
+                    np.exp(E, out=E)
+                    home = 0 if monomial else (
+                        group.p_keys.index(("one",)) if ("one",) in group.p_keys else None)
+                    P = np.multiply(E, fjk, out=None if home is None else X[:, :, home])
+                    if derivatives:
+                        dP_r = np.multiply(fjk, -2.0 * group.eta,
+                                           out=X[:, :, n_p] if monomial else None)
+                        dP_r += dfjk_r
+                        dP_r *= E                                            # P'(r_jk)/r_jk
+                else:
+                    P = P5
+                if monomial:  # X_n = c ∘ X_{n−1}
+                    if not g4_group:
+                        np.copyto(X[:, :, 0], P)
+                    for row in range(1, n_p):
+                        np.multiply(cos, X[:, :, row - 1], out=X[:, :, row])
+                    for row in range(n_p + 1, n_p + n_dp):
+                        np.multiply(cos, X[:, :, row - 1], out=X[:, :, row])
+                else:
+                    for row, key in enumerate(group.p_keys):
+                        factor = _exact_power(key, cos, powers)
+                        if factor is not None:
+                            np.multiply(factor, P, out=X[:, :, row])
+                        elif not g4_group:
+                            np.copyto(X[:, :, row], P)
+                    for row, key in enumerate(group.dp_keys):
+                        np.multiply(_exact_power(key, cos, powers), dP_r,
+                                    out=X[:, :, n_p + row])
+                qe = onehot * q[:, None, :]                                  # (B, n_el, m)
+                QT[:, :, 0] = qe
+                if derivatives:
+                    QT[:, :, 1:] = qe[:, :, None, :] * u.transpose(0, 2, 1)[:, None]
+                YT = np.matmul(QT.reshape(B, n_el * n_rhs, m),
+                               X[:, :, :n_p].reshape(B, m, n_p * m))
+                YT = YT.reshape(B, n_el, n_rhs, n_p, m)                      # [t, r, key, j]
+                # values: G_f^{st} = w_st Σ_key coef[f, key] Σ_j qe[s, j] Y[t, 0, key, j]
+                if n_el == 1:
+                    S = np.matmul(YT[:, 0, 0], q[:, :, None])                # (B, n_p, 1)
+                    G = (S[:, :, 0] @ group.value_coef.T) * 0.5              # (B, nf)
+                    values[centres, 0, 0, group.span] = G
+                else:
+                    S = np.matmul(YT[:, :, 0], qe.transpose(0, 2, 1)[:, None])  # (B, t, n_p, s)
+                    G = np.matmul(S.transpose(0, 3, 1, 2), group.value_coef.T)  # (B, s, t, nf)
+                    G *= self._pair_weight[..., None]
+                    if isinstance(group.span, slice):
+                        values[centres, :, :, group.span] = G
+                    else:
+                        values[np.ix_(centres, every, every, group.span)] = G
+                if not derivatives:
+                    continue
+                dq_r = radial * (df - 2.0 * group.eta * rp * f)
+                dq_r *= inv_r
+                keys = slice(p0 * n_el, (p0 + n_p) * n_el)
+                # Y[b, r, (key, t), j], rows scaled by q_j; Yv: the values' rows by q'_j / r_j
+                np.multiply(YT.transpose(0, 2, 3, 1, 4), q[:, None, None, None, :],
+                            out=Yall[:, :, keys].reshape(B, 4, n_p, n_el, m))
+                np.multiply(YT[:, :, 0].transpose(0, 2, 1, 3), dq_r[:, None, None, :],
+                            out=Yv[:, keys].reshape(B, n_p, n_el, m))
+                if g4_group:
+                    QT[:, :, 1:] = qe[:, :, None, :] * Dp.transpose(0, 2, 1)[:, None]
+                    ZT = np.matmul(QT.reshape(B, n_el * 4, m),
+                                   X[:, :, n_p:].reshape(B, m, n_dp * m))
+                    dkeys = slice(d0 * n_el, (d0 + n_dp) * n_el)
+                    np.multiply(ZT.reshape(B, n_el, 4, n_dp, m).transpose(0, 2, 3, 1, 4),
+                                q[:, None, None, None, :],
+                                out=Zall[:, :, dkeys].reshape(B, 4, n_dp, n_el, m))
+                p0 += n_p
+                d0 += n_dp
+            if derivatives:
+                bonds = np.where(valid, bond, len(r))
+                blocks.append(_Block(centres, bonds, u.transpose(0, 2, 1)[:, :, None, :],
+                                     rp[:, None, :], onehot, Yall, Yv, Zall))
+        return blocks if derivatives else None
+
+    # -- backward -------------------------------------------------------------------------
+    def backward(self, tape: Tape, weights: np.ndarray, forces: bool = True,
+                 virial: bool = False):
+        """Forces and virials of K energies E_κ = Σ_i E_κ,i(G_i) from their input gradients
+        ``weights`` w_κ,i = ∂E_κ/∂G_i (K, n_atoms, F), e.g. the ensemble members.
+
+        Returns ``(forces, virials)``: −∂E_κ/∂r (K, n_atoms, 3) and ∂E_κ/∂ε
+        (K, n_configs, 3, 3) per configuration (each ``None`` unless asked for), in the
+        weights' energy unit per Å and in that energy unit.
+        """
+        K = weights.shape[0]
+        n_el, n_rad = self.n_elements, self.acsf.n_radial
+        rows, width = tape.rows, tape.width
+        n_slots = rows * width
+        config_rows = tape.config_atoms * n_el
+        # radial: ∂E/∂d_b = Σ_k w[i_b, (el_j, k)] g_k'(d_b), one small product per row
+        w_rad = weights[:, :, : self.n_radial_columns].reshape(K, rows, n_rad)
+        w_rad = np.ascontiguousarray(w_rad.transpose(1, 0, 2))                # (rows, K, n_rad)
+        work = self._work
+        dEdd = work.get("dEdd", (K, n_slots + 1))
+        dEdd[:, -1] = 0.0
+        dEdd[:, :-1].reshape(K, rows, width)[...] = \
+            np.matmul(w_rad, tape.d_radial).transpose(1, 0, 2)
+        f = w = None
+        if forces:
+            # F_a = Σ_{b: i_b = a} (∂E/∂d_b + ∂E/∂d_rev(b)) u_b   (u_rev(b) = −u_b)
+            pair = np.take(dEdd, tape.reverse, axis=1, out=work.get("pair", (K, n_slots)))
+            pair += dEdd[:, :-1]
+            per_row = np.matmul(pair.reshape(K, rows, width).transpose(1, 0, 2),
+                                tape.u.reshape(3, rows, width).transpose(1, 2, 0))  # (rows, K, 3)
+            f = per_row.reshape(tape.n_atoms, n_el, K, 3).sum(axis=1).transpose(1, 0, 2)
+        if virial:
+            # W = Σ_b ∂E/∂d_b u_b ⊗ D_b = Σ_b ∂E/∂d_b d_b u_b ⊗ u_b
+            uu = (tape.u[:, None, :] * tape.u[None, :, :]).reshape(9, n_slots).T
+            uu = uu * tape.d[:, None]
+            w = np.empty((len(config_rows) - 1, K, 9))
+            for k, (a, b) in enumerate(zip(config_rows[:-1] * width, config_rows[1:] * width)):
+                w[k] = dEdd[:, a:b] @ uu[a:b]
+            w = w.reshape(-1, K, 3, 3).transpose(1, 0, 2, 3)
+        if tape.blocks:
+            self._angular_backward(tape, weights, f, w)
+        return f, w
+
+    def _angular_backward(self, tape: Tape, weights: np.ndarray, forces, virials) -> None:
+        """Add the angular terms' forces (K, n_atoms, 3) and virials (K, n_configs, 3, 3)
+        into the arrays given (either may be ``None``)."""
+        K = weights.shape[0]
+        n_el = self.n_elements
+        n_keys, n_dp = self._n_keys, self._n_dp_keys
+        n_ab = len(tape.centre)
+        w_ang = weights[:, :, self.acsf._angular_columns]     # (K, n_atoms, s, t, n_angular)
+        # bond gradients G[(x, κ), b] = ∂E_κ/∂(D_b)_x of the angular bonds (+1 spare column)
+        G = np.zeros((3 * K, n_ab + 1))
+        base = np.arange(3 * K)[:, None] * (n_ab + 1)                         # (3K, 1)
+        flat = G.reshape(-1)
+        for block in tape.blocks:
+            B, m = block.bonds.shape
+            wb = w_ang[:, block.centres].transpose(1, 0, 2, 3, 4)             # (B, K, s, t, f)
+            C = wb @ self._coef                                    # (B, K, s, t, 2n_keys+n_dp)
+            C = C.transpose(0, 1, 2, 4, 3).reshape(B, K * n_el, -1, n_el)     # (B, Ks, keys, t)
+            Cv = C[:, :, :n_keys].reshape(B, K * n_el, n_keys * n_el)
+            Cs = C[:, :, n_keys : 2 * n_keys].reshape(B, 1, K * n_el, n_keys * n_el)
+            T1 = np.matmul(Cs, block.Y[:, 1:])                                # (B, 3, Ks, m)
+            V = np.matmul(Cv, block.Yv)                                       # (B, Ks, m)
+            T34 = None
+            if block.Z is not None:
+                Cd = C[:, :, 2 * n_keys :].reshape(B, 1, K * n_el, n_dp * n_el)
+                T34 = np.matmul(Cd, block.Z)                                  # (B, 4, Ks, m)
+            if n_el > 1:  # pick the row of each neighbour's own element s = el_j
+                pick = block.onehot[:, None, None]                            # (B, 1, 1, s, m)
+                T1 = (T1.reshape(B, 3, K, n_el, m) * pick).sum(axis=3)
+                V = (V.reshape(B, K, n_el, m) * pick[:, 0]).sum(axis=2)
+                if T34 is not None:
+                    T34 = (T34.reshape(B, 4, K, n_el, m) * pick).sum(axis=3)
+            # ∂E/∂D_j = T1 − T4 + u [r (T3 + V) − u·T1],  T1 = (Σ q C_slope Y)/r
+            T1 /= block.r[:, None]
+            coeff = V
+            if T34 is not None:
+                coeff += T34[:, 0]
+            coeff *= block.r
+            coeff -= np.einsum("bxkm,bxkm->bkm", T1, np.broadcast_to(block.u, T1.shape))
+            grad = T1
+            if T34 is not None:
+                grad -= T34[:, 1:]
+            grad += block.u * coeff[:, None]                                  # (B, 3, K, m)
+            index = base.reshape(1, 3, K, 1) + block.bonds[:, None, None, :]
+            flat[index] += grad
+        G = G[:, :n_ab]
+        if forces is not None:
+            n = tape.n_atoms
+            keys = (np.arange(3 * K)[:, None] * n)
+            total = np.bincount((keys + tape.centre).ravel(), G.ravel(), 3 * K * n)
+            total -= np.bincount((keys + tape.neighbour).ravel(), G.ravel(), 3 * K * n)
+            forces += total.reshape(3, K, n).transpose(1, 2, 0)
+        if virials is not None:
+            cuts = np.searchsorted(tape.centre, tape.config_atoms)
+            for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
+                virials[:, k] += (G[:, a:b] @ tape.D[a:b]).reshape(3, K, 3).transpose(1, 0, 2)
+
