@@ -119,23 +119,26 @@ def point_pipeline(pipeline, point: dict):
 # -- the worker's task ------------------------------------------------------------------------
 def train_point(features_path: str, dataset_path: str, settings: dict, split: str):
     """Fit one grid point's ensemble and evaluate it on ``split``: (model file bytes,
-    history, metrics)."""
+    history, metrics, seconds on the worker)."""
     from pesnet.distributed.train import potential_to_bytes
     from pesnet.potential.evaluate import evaluate_potential
     from pesnet.training.settings import TrainSettings
     from pesnet.training.trainer import train_potential
 
+    started = time.perf_counter()
     result = train_potential(features_path, TrainSettings.from_dict(settings), dataset_path)
     indices = None if split == "all" else getattr(result.split, split)
     if indices is not None and len(indices) == 0:
         raise InputError(f"the {split} split is empty: nothing to evaluate")
     evaluation = evaluate_potential(result.potential, dataset_path, indices, progress=False)
-    return potential_to_bytes(result.potential), result.history, evaluation.metrics
+    return (potential_to_bytes(result.potential), result.history, evaluation.metrics,
+            time.perf_counter() - started)
 
 
 # -- the sweep --------------------------------------------------------------------------------
 class PointResult(NamedTuple):
-    """One grid point: its index and values, and what came of it (``error`` if it failed)."""
+    """One grid point: its index and values, and what came of it (``error`` if it failed;
+    ``seconds`` of fitting and evaluating on the worker)."""
 
     index: int
     point: dict
@@ -327,16 +330,16 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
                                    spec.spec.train_settings().to_dict(), split,
                                    key=f"pesnet-sweep-{token}-point-{k}",
                                    retries=cluster.retries, pure=False)
-            futures[future] = (k, time.perf_counter())
+            futures[future] = k
         from distributed import as_completed
 
         try:
             for future in as_completed(list(futures)):
-                k, submitted = futures[future]
+                k = futures[future]
                 point_dir = run_dir / f"point-{k:03d}"
                 try:
                     try:
-                        model, history, metrics = future.result()
+                        model, history, metrics, seconds = future.result()
                     except Exception as error:
                         raise_cluster_error(f"point {k}", error)
                 except PesnetError as error:
@@ -359,8 +362,8 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
                     tracker.finish_point(k, history, metrics, split, files)
                     child = tracker.children.get(k)
                     run_id = child.run_id if child is not None else None
-                result = PointResult(k, points[k], metrics, len(history),
-                                     time.perf_counter() - submitted, run_id, None)
+                result = PointResult(k, points[k], metrics, len(history), seconds, run_id,
+                                     None)
                 results.append(result)
                 print(f"point-{k:03d} ({describe_point(points[k])}): {_scores(metrics)}",
                       file=out, flush=True)
@@ -390,7 +393,7 @@ def _scores(metrics: dict) -> str:
 def format_table(result: SweepResult) -> str:
     """The points as a text table, best first marked with ``*``."""
     best = result.best()
-    rows = [("", "point", "values", "epochs", "E MAE meV/atom", "F MAE meV/Å", "s")]
+    rows = [("", "point", "values", "epochs", "E MAE meV/atom", "F MAE meV/Å", "fit s")]
     for p in result.points:
         m = p.metrics or {}
         rows.append(("*" if best is not None and p.index == best.index else "", p.name,

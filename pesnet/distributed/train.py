@@ -150,21 +150,22 @@ def train_on_cluster(cluster, features_path, settings: TrainSettings | None = No
 
         bar = tqdm(total=len(futures), desc=f"train ({len(ranges)} member groups)",
                    unit=" groups", leave=False)
+    done = {}
     try:
         from distributed import as_completed
 
         for future in as_completed(futures):
             try:
-                future.result()  # raises the group's error at once
+                done[future.key] = future.result()  # a group's error stops the fit at once
             except Exception as error:
                 raise_cluster_error("training", error)
             if bar is not None:
                 bar.update(1)
-        results = client.gather(futures)
     finally:
         if bar is not None:
             bar.close()
         client.cancel([f for f in futures if not f.done()])
+    results = [done[future.key] for future in futures]
     potential = assemble_members([potential_from_bytes(p, f"members {a}:{b}")
                                   for (p, _), (a, b) in zip(results, ranges)])
     calibrate(potential, features_path, settings, dataset)

@@ -340,7 +340,7 @@ class Train(Step):
             result = train_on_cluster(ctx.dask(), ctx.path("features.h5"), settings,
                                       dataset_path=ctx.path("dataset.h5"),
                                       groups=ctx.compute.member_groups,
-                                      checkpoint_dir=ctx.run_dir, resume=resume,
+                                      checkpoint_dir=ctx.run_dir, resume=pending == key,
                                       progress=ctx.progress)
             for done in ctx.run_dir.glob("model.ckpt.members-*.h5"):
                 done.unlink()
