@@ -19,8 +19,10 @@ so a mode is never favoured by a quiet minute) and reported as the best round:
 Every cluster file is checked to be byte-identical to the in-process one. Below the table,
 the figures a 100-machine estimate needs: bytes returned per configuration, the worker's
 compute per configuration (one thread), and the client's cost per configuration (its CPU
-time during a 2-worker run, and the merge alone: writing precomputed chunks). The last line
-is JSON with ``featurize_speedup_2_workers`` (2 workers vs in-process).
+time during a 2-worker run, and the merge alone: writing precomputed chunks). The CPU column
+adds the client's and the workers' CPU time per configuration: less sensitive to the other
+jobs on the machine than wall time, it shows what moving the data costs. The last line is
+JSON with ``featurize_speedup_2_workers`` (2 workers vs in-process).
 """
 
 from __future__ import annotations
@@ -104,6 +106,13 @@ def _shard_map(cluster, directory):
     return ShardMap(cluster, task=functools.partial(_shard_task, str(directory)))
 
 
+def _workers_cpu(cluster) -> float:
+    """CPU seconds the cluster's worker processes have used so far (0 without a cluster)."""
+    if cluster is None:
+        return 0.0
+    return sum(cluster.client.run(time.process_time).values())
+
+
 class _Replay:
     """A ``map_batches`` yielding precomputed chunks: featurize() then only merges."""
 
@@ -165,16 +174,21 @@ def main(argv=None) -> int:
         }
         checked = ("dask, 1 worker", "dask, 2 workers", "dask, 2 workers, shards")
         times = {name: [] for name in modes}
-        client_cpu = []
+        client_cpu = {"dask, 2 workers": [], "dask, 2 workers, shards": []}
+        total_cpu = {name: [] for name in modes}
+        cluster_of = {name: clusters[1] if "1 worker" in name else clusters[2]
+                      for name in modes if name.startswith("dask")}
         for r in range(rounds):
             for name, run in modes.items():
                 out = reference if name == "in-process" else work / "cluster.h5"
+                workers = _workers_cpu(cluster_of.get(name))
                 cpu, wall = time.process_time(), time.perf_counter()
                 run(out)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                total_cpu[name].append(cpu + _workers_cpu(cluster_of.get(name)) - workers)
                 times[name].append(wall)
-                if name == "dask, 2 workers":
-                    client_cpu.append(cpu)
+                if name in client_cpu:
+                    client_cpu[name].append(cpu)
                 if name in checked and _sha(out) != _sha(reference):
                     raise SystemExit(f"{name}: the features file differs from in-process")
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
@@ -201,15 +215,17 @@ def main(argv=None) -> int:
     best = {k: min(v) for k, v in times.items()}
     base = n_configs / best["in-process"]
     print()
-    print(f"{'mode':<31}{'configs/s':>10}{'speed-up':>10}{'best s':>8}{'median s':>10}")
+    print(f"{'mode':<31}{'configs/s':>10}{'speed-up':>10}{'best s':>8}{'median s':>10}"
+          f"{'CPU ms/config':>15}")
     for name, seconds in times.items():
         rate = n_configs / best[name]
         reference_rate = base if "compute only" not in name \
             else n_configs / best["in-process, compute only"]
         print(f"{name:<31}{rate:>10.0f}{rate / reference_rate:>9.2f}x{best[name]:>8.2f}"
-              f"{statistics.median(seconds):>10.2f}")
+              f"{statistics.median(seconds):>10.2f}{min(total_cpu[name]) * 1e3 / n_configs:>15.2f}")
     print("(speed-ups against in-process; the compute-only rows, no results returned and no "
-          "file, against in-process compute only: the parallelism the machine offered)")
+          "file, against in-process compute only: the parallelism the machine offered. CPU: "
+          "client and workers together, least of the rounds)")
     per = 1e3 / n_configs
     merge = min(merges)
     print()
@@ -220,9 +236,12 @@ def main(argv=None) -> int:
           f"({n_configs / compute:.0f} configs/s per core)")
     print(f"client merge alone            {merge * per:8.2f} ms/config "
           f"({n_configs / merge:.0f} configs/s, {returned / merge / 1e6:.0f} MB/s written)")
-    print(f"client CPU, 2-worker run      {min(client_cpu) * per:8.2f} ms/config "
+    arrays_cpu, shards_cpu = (min(client_cpu[k]) for k in client_cpu)
+    print(f"client CPU, 2 workers         {arrays_cpu * per:8.2f} ms/config "
           f"(receive + check + merge + read the dataset)")
-    ceiling = n_configs / min(client_cpu)
+    print(f"client CPU, 2 workers, shards {shards_cpu * per:8.2f} ms/config "
+          f"(read the shard + merge + read the dataset)")
+    ceiling = n_configs / arrays_cpu
     print(f"one client absorbs at most ~{ceiling:.0f} configs/s = the output of "
           f"~{ceiling * compute / n_configs:.0f} worker cores")
     headline = {
@@ -237,7 +256,9 @@ def main(argv=None) -> int:
         "kb_returned_per_config": round(returned / n_configs / 1e3, 1),
         "worker_ms_per_config": round(compute * per, 3),
         "client_merge_ms_per_config": round(merge * per, 3),
-        "client_cpu_ms_per_config": round(min(client_cpu) * per, 3),
+        "client_cpu_ms_per_config": round(arrays_cpu * per, 3),
+        "client_cpu_ms_per_config_shards": round(shards_cpu * per, 3),
+        "total_cpu_ms_per_config": {k: round(min(v) * per, 3) for k, v in total_cpu.items()},
     }
     for leftover in work.glob("*.h5"):
         leftover.unlink()
