@@ -126,6 +126,12 @@ class Cluster:
         """Worker threads in the cluster now (at least 1)."""
         return max(1, sum(self.client.nthreads().values()))
 
+    def as_completed(self, futures):
+        """Iterate over ``futures`` as they finish (``distributed.as_completed``)."""
+        from distributed import as_completed
+
+        return as_completed(futures)
+
     def describe(self) -> str:
         workers = self.client.nthreads()
         where = "local cluster" if self.local is not None else f"scheduler {self.address}"

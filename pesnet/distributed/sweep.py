@@ -331,10 +331,8 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
                                    key=f"pesnet-sweep-{token}-point-{k}",
                                    retries=cluster.retries, pure=False)
             futures[future] = k
-        from distributed import as_completed
-
         try:
-            for future in as_completed(list(futures)):
+            for future in cluster.as_completed(list(futures)):
                 k = futures[future]
                 point_dir = run_dir / f"point-{k:03d}"
                 try:

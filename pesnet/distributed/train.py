@@ -152,9 +152,7 @@ def train_on_cluster(cluster, features_path, settings: TrainSettings | None = No
                    unit=" groups", leave=False)
     done = {}
     try:
-        from distributed import as_completed
-
-        for future in as_completed(futures):
+        for future in cluster.as_completed(futures):
             try:
                 done[future.key] = future.result()  # a group's error stops the fit at once
             except Exception as error:
