@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import statistics
 import sys
 import tempfile
@@ -211,6 +212,7 @@ def main(argv=None) -> int:
     finally:
         for cluster in clusters.values():
             cluster.close()
+        shutil.rmtree(work, ignore_errors=True)
 
     best = {k: min(v) for k, v in times.items()}
     base = n_configs / best["in-process"]
@@ -260,8 +262,6 @@ def main(argv=None) -> int:
         "client_cpu_ms_per_config_shards": round(shards_cpu * per, 3),
         "total_cpu_ms_per_config": {k: round(min(v) * per, 3) for k, v in total_cpu.items()},
     }
-    for leftover in work.glob("*.h5"):
-        leftover.unlink()
     print(json.dumps(headline))
     return 0
 
