@@ -169,3 +169,24 @@ def cu_features(tmp_path_factory):
                 g4=[(0.05, 1.0, 1.0), (0.05, 1.0, -1.0), (0.05, 4.0, 1.0)])
     featurize(root / "cu.h5", root / "features.h5", acsf=acsf, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def cu_model(cu_features, tmp_path_factory):
+    """A small trained Cu ensemble (3 members, 8-8 networks) on a cheap descriptor
+    (radial 4 Å, angular 3 Å), saved as model.h5: fast enough for thousands of MD steps.
+    Returns the model file's path."""
+    from pesnet.descriptors import ACSF
+    from pesnet.descriptors.featurize import featurize
+    from pesnet.potential.io import save_model
+    from pesnet.training.settings import TrainSettings
+    from pesnet.training.trainer import train_potential
+
+    root = tmp_path_factory.mktemp("cu_model")
+    acsf = ACSF(["Cu"], cutoff=4.0, angular_cutoff=3.0,
+                g2=[(0.5, 2.5), (1.0, 3.0), (1.0, 3.8), (0.3, 0.0)],
+                g4=[(0.05, 1.0, 1.0), (0.05, 1.0, -1.0), (0.05, 4.0, 1.0)])
+    featurize(cu_features / "cu.h5", root / "features.h5", acsf=acsf, progress=False)
+    result = train_potential(root / "features.h5", TrainSettings(
+        hidden=(8, 8), n_members=3, epochs=30, batch_size=4, seed=3, patience=50))
+    return save_model(result.potential, root / "model.h5")

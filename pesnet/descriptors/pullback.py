@@ -189,7 +189,6 @@ class ACSFEvaluator:
         self.acsf = acsf
         n_el = self.n_elements = len(acsf.elements)
         self.plan = _plan(acsf.g4, acsf.g5, derivatives=True)
-        self.value_plan = _plan(acsf.g4, acsf.g5, derivatives=False)
         # value, slope and P' coefficients of every angular feature on the keys of all
         # groups concatenated: (n_angular, n_keys + n_keys + n_dp_keys)
         n_keys = sum(len(g.p_keys) for g in self.plan)
@@ -333,13 +332,15 @@ class ACSFEvaluator:
         acsf = self.acsf
         n_el = self.n_elements
         cutoff = acsf.angular_cutoff
-        groups = self.plan if derivatives else self.value_plan
+        # One plan and one right-hand-side width whatever is asked for: the values then come
+        # out of the same products, bit for bit, with or without derivatives.
+        groups = self.plan
         has_g4 = len(acsf.g4) > 0
         n_stack = max(len(g.p_keys) + len(g.dp_keys) for g in groups)
         counts = np.bincount(centre, minlength=n_atoms)
         starts = np.cumsum(counts) - counts
         every = np.arange(n_el)
-        n_rhs = 4 if derivatives else 1
+        n_rhs = 4
         n_keys = sum(len(g.p_keys) for g in groups) * n_el
         n_dp_keys = sum(len(g.dp_keys) for g in groups) * n_el
         blocks = []
@@ -407,10 +408,14 @@ class ACSFEvaluator:
                 radial = np.exp(-group.eta * rp * rp)
                 q = radial * f
                 g4_group = group.kind == "g4"
-                n_p, n_dp = len(group.p_keys), len(group.dp_keys)
+                n_p = len(group.p_keys)
+                n_dp = len(group.dp_keys)
                 # X[b, k, key, j] = X_key[b, j, k]: the matrices side by side per row k, so one
                 # product Qᵀ X gives every key's contraction, right-hand side index first
+                # (the P' ones are filled only for derivatives)
                 X = np.empty((B, m, n_p + n_dp, m))
+                if not derivatives:
+                    n_dp = 0
                 monomial = group.p_keys[0][0] == "c"
                 if g4_group:
                     E = rjk2 * -group.eta
@@ -439,13 +444,12 @@ class ACSFEvaluator:
                             np.multiply(factor, P, out=X[:, :, row])
                         elif not g4_group:
                             np.copyto(X[:, :, row], P)
-                    for row, key in enumerate(group.dp_keys):
+                    for row, key in enumerate(group.dp_keys[:n_dp]):
                         np.multiply(_exact_power(key, cos, powers), dP_r,
                                     out=X[:, :, n_p + row])
                 qe = onehot * q[:, None, :]                                  # (B, n_el, m)
                 QT[:, :, 0] = qe
-                if derivatives:
-                    QT[:, :, 1:] = qe[:, :, None, :] * u.transpose(0, 2, 1)[:, None]
+                QT[:, :, 1:] = qe[:, :, None, :] * u.transpose(0, 2, 1)[:, None]
                 YT = np.matmul(QT.reshape(B, n_el * n_rhs, m),
                                X[:, :, :n_p].reshape(B, m, n_p * m))
                 YT = YT.reshape(B, n_el, n_rhs, n_p, m)                      # [t, r, key, j]

@@ -1,0 +1,285 @@
+"""The ASE calculator: a pesnet ensemble potential with its uncertainty on every answer.
+
+>>> from pesnet.calculator import PESNetCalculator
+>>> atoms.calc = PESNetCalculator("model.h5")               # or .from_mlflow("models:/Cu/3")
+>>> atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+>>> atoms.calc.get_property("forces_std", atoms)            # calibrated ensemble spread
+
+Properties (ASE units: eV, Å, eV/Å, eV/Å³): ``energy`` and ``free_energy`` (the same: no
+electronic entropy), ``energies`` per atom, ``forces``, ``stress`` (Voigt, ASE's sign; for
+cells with three cell vectors), and the ensemble's calibrated standard deviations
+``energy_std``, ``energies_std``, ``forces_std``, ``stress_std``. All are the ensemble means
+and spreads :meth:`Potential.predict` gives — computed by the same code, so the energy is the
+model's to the last bit.
+
+How it is fast. A step needs the symmetry functions G and the forces F = −Σ_i (∂E_i/∂G_i)
+(∂G_i/∂r) of every member; the calculator never forms the descriptor Jacobian but pulls the
+networks' input gradients back through the bonds (:mod:`pesnet.descriptors.pullback`). The
+neighbour list is a Verlet list with a ``skin`` (Å): built for cutoff + skin and reused until an
+atom has moved more than skin/2 (or the cell, periodicity or atoms change), its bond vectors
+recomputed from the current positions each step (:mod:`pesnet.descriptors.bonds`). BLAS runs
+on ``blas_threads`` threads during a step (1 by default: the products are small and a second
+thread costs more than it gives).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from ase.calculators.calculator import (
+    Calculator,
+    CalculatorSetupError,
+    PropertyNotImplementedError,
+    all_changes,
+)
+from ase.calculators.calculator import InputError as AseInputError
+from ase.data import chemical_symbols
+
+from pesnet.descriptors.bonds import NeighbourCache
+from pesnet.errors import InputError
+
+__all__ = ["PESNetCalculator", "UnsupportedElementError"]
+
+
+class UnsupportedElementError(InputError, AseInputError):
+    """The structure holds an element the model has no network for.
+
+    Both a pesnet :class:`~pesnet.errors.InputError` and an ASE
+    :class:`ase.calculators.calculator.InputError`, so either family of handlers catches it.
+    """
+
+
+def _symbol(z: int) -> str:
+    return chemical_symbols[z] if 0 < z < len(chemical_symbols) else "?"
+
+
+_BLAS = None
+
+
+def _blas_limit(threads):
+    """A context manager limiting BLAS to ``threads`` (no-op for ``None``)."""
+    global _BLAS
+    import contextlib
+
+    if threads is None:
+        return contextlib.nullcontext()
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=int(threads), user_api="blas")
+
+
+class PESNetCalculator(Calculator):
+    """ASE calculator of a pesnet ensemble potential (see the module doc).
+
+    ``model``: path of a model file (``model.h5``) or a :class:`~pesnet.potential.model.Potential`.
+    ``skin``: Verlet skin of the neighbour list (Å; 0 rebuilds it every step).
+    ``blas_threads``: BLAS threads during a calculation (``None`` leaves the setting alone).
+
+    After a calculation ``calc.prediction`` holds the full
+    :class:`~pesnet.potential.model.Prediction` (with every member's values when
+    ``members=True``).
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress",
+                              "energy_std", "energies_std", "forces_std", "stress_std"]
+    default_parameters = {"skin": 0.5, "blas_threads": 1, "members": False}
+
+    def __init__(self, model, *, skin: float = 0.5, blas_threads: int | None = 1,
+                 members: bool = False, **kwargs):
+        from pesnet.potential.io import load_model
+        from pesnet.potential.model import Potential
+
+        if isinstance(model, Potential):
+            self.potential, self.model_path = model, None
+        elif isinstance(model, (str, Path)):
+            self.potential, self.model_path = load_model(model), str(model)
+        else:
+            raise CalculatorSetupError(
+                f"PESNetCalculator needs a model file path or a Potential, got "
+                f"{type(model).__name__}")
+        if not float(skin) >= 0:
+            raise CalculatorSetupError(f"skin must be >= 0 Å, got {skin!r}")
+        super().__init__(skin=float(skin), blas_threads=blas_threads, members=bool(members),
+                         **kwargs)
+        self.prediction = None
+        self._evaluator = self.potential.structure_evaluator()
+        self._neighbours = NeighbourCache(self.potential.descriptor.cutoff, float(skin))
+        self._known = np.zeros(max(self.potential.elements) + 1, dtype=bool)
+        self._known[list(self.potential.elements)] = True
+        self._element_cache = (None, None)
+
+    @classmethod
+    def from_mlflow(cls, model_uri: str, tracking_uri: str | None = None, **kwargs):
+        """A calculator of a model logged to MLflow, e.g. ``"models:/Cu/3"`` (registered name
+        and version), ``"models:/Cu@champion"`` or ``"runs:/<run id>/model"``.
+
+        The model's artefacts are downloaded (:func:`mlflow.artifacts.download_artifacts`) to a
+        temporary directory and the pesnet model file among them is loaded; ``tracking_uri``
+        (also used as the registry URI) defaults to MLflow's (``MLFLOW_TRACKING_URI``, else
+        ``sqlite:///mlflow.db`` in the working directory). Other keywords go to the
+        constructor.
+        """
+        import tempfile
+
+        import mlflow  # imported here: ~1.5 s, and only this path needs it
+        from mlflow.exceptions import MlflowException
+
+        destination = tempfile.mkdtemp(prefix="pesnet-mlflow-")
+        before = os.environ.get("MLFLOW_TRACKING_URI")
+        try:
+            if tracking_uri is not None:  # models:/ is resolved through the global registry
+                mlflow.set_tracking_uri(tracking_uri)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri,
+                                                        dst_path=destination)
+        except MlflowException as error:
+            raise CalculatorSetupError(f"cannot fetch {model_uri!r} from MLflow: "
+                                       f"{error.message}") from None
+        finally:
+            if tracking_uri is not None:
+                mlflow.set_tracking_uri(before)  # None clears what was set
+        path = _find_model_file(Path(local))
+        if path is None:
+            raise CalculatorSetupError(f"{model_uri!r} holds no pesnet model file "
+                                       f"(looked for model.h5 under {local})")
+        calc = cls(path, **kwargs)
+        calc.model_uri = model_uri
+        return calc
+
+    # -- ASE interface --------------------------------------------------------------------
+    def set(self, **kwargs):
+        changed = super().set(**kwargs)
+        if "skin" in changed:
+            self._neighbours = NeighbourCache(self.potential.descriptor.cutoff,
+                                              float(self.parameters.skin))
+        return changed
+
+    def reset(self):
+        super().reset()
+        self.prediction = None
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        """Fill ``self.results`` for ``atoms``: energies always, forces and their spread
+        unless only energies are asked for, stress only when asked for."""
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        self._check_elements(atoms)
+        want_stress = "stress" in properties or "stress_std" in properties
+        if want_stress and (atoms.cell.rank < 3 or not atoms.pbc.any()):
+            raise PropertyNotImplementedError(
+                "stress needs a periodic structure with three cell vectors (the volume)")
+        energy_only = set(properties) <= {"energy", "free_energy", "energies", "energy_std",
+                                          "energies_std"}
+        want_forces = not energy_only
+        evaluator = self._evaluator
+        with _blas_limit(self.parameters.blas_threads):
+            element = self._element_indices(atoms)
+            pairs = self._neighbours.get(atoms, element, len(self.potential.elements))
+            out = evaluator.evaluate([atoms], pairs, forces=want_forces, virial=want_stress)
+            p = self.potential.summarize(out, np.array([0, len(atoms)]),
+                                         [atoms] if want_stress else None,
+                                         members=self.parameters.members)
+        self.prediction = p
+        energy = float(p.energy[0])
+        self.results["energy"] = energy
+        self.results["free_energy"] = energy
+        self.results["energies"] = p.energies
+        self.results["energy_std"] = float(p.energy_std[0])
+        self.results["energies_std"] = p.energies_std
+        if p.forces is not None:
+            self.results["forces"] = p.forces
+            self.results["forces_std"] = p.forces_std
+        if want_stress:
+            self.results["stress"] = p.stress[0]
+            self.results["stress_std"] = p.stress_std[0]
+
+    def check_state(self, atoms, tol=1e-15):
+        """The system changes since the last calculation, as
+        :func:`ase.calculators.calculator.compare_atoms` finds them (same rules), but without
+        its per-array ``np.allclose`` overhead (~0.1 ms a property on every force call)."""
+        previous = self.atoms
+        if previous is None:
+            return list(all_changes)
+        changes = []
+        check = set(all_changes) - set(self.ignored_changes)
+        for name in ("cell", "pbc"):
+            if name in check:
+                check.discard(name)
+                a = np.asarray(getattr(previous, name))
+                b = np.asarray(getattr(atoms, name))
+                if not _close(a, b, tol):
+                    changes.append(name)
+        mine, theirs = previous.arrays, atoms.arrays
+        changes += sorted(check & (set(mine) ^ set(theirs)))
+        for name in sorted(check & set(mine) & set(theirs)):
+            if not _close(mine[name], theirs[name], tol):
+                changes.append(name)
+        return changes
+
+    def _check_elements(self, atoms) -> None:
+        table = self._known
+        numbers = atoms.numbers
+        if len(numbers) == 0 or (numbers.min() > 0 and numbers.max() < len(table)
+                                 and table[numbers].all()):
+            return
+        known = np.isin(numbers, self.potential.elements)
+        numbers = atoms.numbers[~known]
+        where = np.flatnonzero(~known)
+        found = ", ".join(f"{_symbol(z)} (Z={z})" for z in sorted(set(numbers.tolist())))
+        have = ", ".join(_symbol(z) for z in self.potential.elements)
+        shown = ", ".join(str(i) for i in where[:10]) + (" …" if len(where) > 10 else "")
+        raise UnsupportedElementError(
+            f"the model covers {have} only; these atoms hold {found} (atom indices {shown}). "
+            f"A model knows only the elements it was trained on: retrain with data that "
+            f"contains them")
+
+    def _element_indices(self, atoms) -> np.ndarray:
+        key = atoms.numbers.tobytes()
+        if self._element_cache[0] != key:
+            self._element_cache = (key, self._evaluator.element_indices(atoms))
+        return self._element_cache[1]
+
+    @property
+    def neighbour_list_builds(self) -> int:
+        """How many times the neighbour list has been built (for checking the skin)."""
+        return self._neighbours.n_builds
+
+    def __repr__(self) -> str:
+        source = self.model_path or getattr(self, "model_uri", None) or "<Potential>"
+        return (f"PESNetCalculator({source!r}, members={self.potential.n_members}, elements="
+                f"{[_symbol(z) for z in self.potential.elements]}, skin={self.parameters.skin})")
+
+
+def _close(a, b, tol) -> bool:
+    """Same shape and |a − b| ≤ tol everywhere (NaN is never close), like
+    ``ase.calculators.calculator.equal(a, b, atol=tol)``."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    if a.dtype == bool or b.dtype == bool:
+        return bool(np.array_equal(a, b))
+    return bool((np.abs(a - b) <= tol).all())
+
+
+def _find_model_file(root: Path) -> Path | None:
+    """The pesnet model file under ``root``: ``model.h5`` if present, else any HDF5 file whose
+    ``format`` attribute says pesnet-model."""
+    import h5py
+
+    from pesnet.potential.io import FORMAT_NAME
+
+    if root.is_file():
+        return root
+    candidates = sorted(root.rglob("model.h5")) + sorted(
+        p for p in root.rglob("*.h5") if p.name != "model.h5")
+    for path in candidates:
+        try:
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("format") == FORMAT_NAME:
+                    return path
+        except OSError:
+            continue
+    return None
