@@ -82,7 +82,8 @@ class PairList:
         D -= tmp
         D += self._shift_vectors(np.asarray(cells, dtype=float))
         np.multiply(D, D, out=tmp)
-        np.sum(tmp, axis=1, out=d)
+        np.add(tmp[:, 0], tmp[:, 1], out=d)
+        d += tmp[:, 2]
         np.sqrt(d, out=d)
         return Geometry(D, d)
 

@@ -43,7 +43,7 @@ import numpy as np
 
 from math import comb
 
-from pesnet.descriptors.angular import BLOCK_ELEMENTS, _Group, _power, plan_angular
+from pesnet.descriptors.angular import _Group, _power, plan_angular
 from pesnet.descriptors.bonds import Geometry, PairList
 from pesnet.errors import ConfigurationError
 
@@ -65,6 +65,16 @@ class _Block(NamedTuple):
     Y: np.ndarray
     Yv: np.ndarray
     Z: np.ndarray | None
+
+
+class _Layout(NamedTuple):
+    """Padded per-(centre, element) layout of the bonds inside the radial cutoff."""
+
+    inside: np.ndarray    # bonds of the pair list inside the cutoff
+    n_rows: int
+    width: int
+    slot: np.ndarray      # padded slot of each inside bond
+    extra: dict           # derived arrays, made on first use ("reverse")
 
 
 class Tape(NamedTuple):
@@ -106,6 +116,11 @@ class _Workspace(threading.local):
             buffer = self.buffers[name] = np.empty(size + size // 4, dtype)
         return buffer[:size].reshape(shape)
 
+
+#: Elements of the (B, n_matrices, m, m) work array of one block of centres (measured on
+#: 108- and 500-atom Cu at 4 Å, one core: B ≈ 40-60 centres, 2 MB, is best; smaller blocks
+#: pay NumPy's per-call overhead more often, larger ones leave the cache).
+BLOCK_ELEMENTS = 1 << 18
 
 #: Largest integer ζ for which angular terms use the monomial basis c^n ∘ P (see _plan).
 MONOMIAL_MAX_ZETA = 4
@@ -168,14 +183,68 @@ def _exact_power(key, cos: np.ndarray, cache: dict):
     return _power(key, cos, cache)
 
 
+class _Keys:
+    """``X[:, :, k]``: the P matrix of key k < n_p, else the P' matrix of key k − n_p."""
+
+    def __init__(self, p, d, n_p):
+        self.p, self.d, self.n_p = p, d, n_p
+
+    def __getitem__(self, index):
+        _, _, k = index
+        return self.p[:, :, k] if k < self.n_p else self.d[:, :, k - self.n_p]
+
+
+class _SuperGroup(NamedTuple):
+    """Consecutive plan groups of one kind with the same matrix keys (they differ in η only),
+    computed together; ``p0``/``d0``: offsets of their first key among all groups'."""
+
+    kind: str
+    groups: list
+    etas: np.ndarray
+    p_keys: list
+    dp_keys: list
+    n_p: int
+    n_dp: int
+    monomial: bool
+    home: int | None   # key whose matrix is P itself (b⁰ or c⁰), if any
+    p0: int
+    d0: int
+
+
+def _supergroups(plan) -> list:
+    out, p0, d0 = [], 0, 0
+    runs: list[list] = []
+    for group in plan:
+        if runs and (runs[-1][0].kind, runs[-1][0].p_keys, runs[-1][0].dp_keys) == (
+                group.kind, group.p_keys, group.dp_keys):
+            runs[-1].append(group)
+        else:
+            runs.append([group])
+    for run in runs:
+        first = run[0]
+        monomial = first.p_keys[0][0] == "c"
+        home = 0 if monomial else (first.p_keys.index(("one",)) if ("one",) in first.p_keys
+                                   else None)
+        out.append(_SuperGroup(first.kind, run, np.array([g.eta for g in run]), first.p_keys,
+                               first.dp_keys, len(first.p_keys), len(first.dp_keys), monomial,
+                               home, p0, d0))
+        p0 += len(run) * len(first.p_keys)
+        d0 += len(run) * len(first.dp_keys)
+    return out
+
+
 def _blocks(counts: np.ndarray, n_stack: int):
-    """Centre indices of each block (decreasing neighbour count; centres with < 2 skipped)."""
+    """Centre indices of each block: centres by decreasing neighbour count (those with < 2
+    skipped), cut into blocks of equal size whose (B, n_stack, m, m) work array stays near
+    :data:`BLOCK_ELEMENTS` elements (m: the block's largest count)."""
     order = np.argsort(-counts, kind="stable")
     order = order[counts[order] >= 2]
     out, start = [], 0
     while start < len(order):
         m = int(counts[order[start]])
         size = max(1, BLOCK_ELEMENTS // max(1, n_stack * m * m))
+        remaining = len(order) - start
+        size = -(-remaining // -(-remaining // size))  # equal blocks, none larger than size
         out.append(order[start : start + size])
         start += size
     return out
@@ -203,6 +272,7 @@ class ACSFEvaluator:
             p0 += n_p
             d0 += n_d
         self._coef, self._n_keys, self._n_dp_keys = coef, n_keys, n_dp
+        self._supergroups = _supergroups(self.plan)
         self.n_radial_columns = n_el * acsf.n_radial
         self._pair_weight = np.where(np.eye(n_el, dtype=bool), 0.5, 1.0)
         g2 = np.asarray(acsf.g2, dtype=float).reshape(-1, 2)
@@ -237,14 +307,8 @@ class ACSFEvaluator:
         n_atoms, n_el = pairs.n_atoms, self.n_elements
         values = np.empty((n_atoms, acsf.n_features))
         inside = np.flatnonzero(d < acsf.cutoff)
-        rows = pairs.rows(n_el)[inside]
-        n_rows = n_atoms * n_el
-        counts = np.bincount(rows, minlength=n_rows)
-        width = max(1, int(counts.max()) if n_rows else 1)
-        starts = np.cumsum(counts) - counts
-        slot = rows * width
-        slot += np.arange(len(rows))
-        slot -= starts[rows]
+        layout = self._radial_layout(pairs, inside)
+        n_rows, width, slot = layout.n_rows, layout.width, layout.slot
         n_slots = n_rows * width
         work = self._work
         padded = work.get("padded", n_slots)
@@ -257,28 +321,88 @@ class ACSFEvaluator:
         angular = blocks = None
         if acsf.n_angular:
             angular = inside[d_in < acsf.angular_cutoff]
+            # an angular bond needs f_c(r) > 0 (it has none where cos rounds to −1, within
+            # ~1e-8 Å of the cutoff: there every term it enters is 0 anyway)
+            angular = angular[np.cos(d[angular] * (np.pi / acsf.angular_cutoff)) > -1.0]
+            structure = self._angular_structure(pairs, angular)
             ang_values = np.zeros((n_atoms, n_el, n_el, acsf.n_angular))
-            blocks = self._angular_forward(
-                pairs.i[angular], D[angular], d[angular], pairs.element[pairs.j[angular]],
-                n_atoms, ang_values, derivatives)
+            blocks = self._angular_forward(structure, D[angular], d[angular], n_atoms,
+                                           ang_values, derivatives)
             s, t, columns = acsf._pairs
             values[:, columns] = ang_values[:, s, t].reshape(n_atoms, len(columns))
         if not derivatives:
             return values, None
+        # unit vectors per slot, component first (0 in padding)
         u = work.get("u", (3, n_slots))
         u.fill(0.0)
         inv_d = 1.0 / d_in
         for x in range(3):
             u[x, slot] = D[inside, x] * inv_d
-        compact = work.get("compact", len(d), np.int64)
-        compact[inside] = np.arange(len(inside))
-        reverse = work.get("reverse", n_slots, np.int64)
-        reverse.fill(n_slots)
-        reverse[slot] = slot[compact[pairs.reverse[inside]]]
         ang = (None, None, None) if angular is None else (
             pairs.i[angular], pairs.j[angular], D[angular])
         return values, Tape(n_atoms, pairs.config_atoms, n_rows, width, d_radial, u, padded,
-                            reverse, *ang, blocks)
+                            self._reverse_slots(pairs, layout), *ang, blocks)
+
+    def _radial_layout(self, pairs: PairList, inside: np.ndarray) -> _Layout:
+        """The padded layout of the bonds ``inside`` the cutoff, kept on the pair list while
+        the same bonds are inside (most MD steps)."""
+        cached = pairs._cache.get("radial_layout")
+        if cached is not None and np.array_equal(cached.inside, inside):
+            return cached
+        n_el = self.n_elements
+        rows = pairs.rows(n_el)[inside]
+        n_rows = pairs.n_atoms * n_el
+        counts = np.bincount(rows, minlength=n_rows)
+        width = max(1, int(counts.max()) if n_rows else 1)
+        starts = np.cumsum(counts) - counts
+        slot = rows * width
+        slot += np.arange(len(rows))
+        slot -= starts[rows]
+        layout = pairs._cache["radial_layout"] = _Layout(inside.copy(), n_rows, width, slot, {})
+        return layout
+
+    @staticmethod
+    def _reverse_slots(pairs: PairList, layout: _Layout) -> np.ndarray:
+        """Slot of each slot's reverse bond (the bonds inside the cutoff come in pairs);
+        ``rows·width`` in padding."""
+        if "reverse" not in layout.extra:
+            inside, slot = layout.inside, layout.slot
+            n_slots = layout.n_rows * layout.width
+            compact = np.empty(len(pairs), dtype=np.int64)
+            compact[inside] = np.arange(len(inside))
+            reverse = np.full(n_slots, n_slots)
+            reverse[slot] = slot[compact[pairs.reverse[inside]]]
+            layout.extra["reverse"] = reverse
+        return layout.extra["reverse"]
+
+    def _angular_structure(self, pairs: PairList, angular: np.ndarray) -> list:
+        """Blocks of centres of the angular bonds (sorted by centre), kept on the pair list
+        while the same bonds are within the angular cutoff: per block (centres, valid (B, m),
+        bond (B, m) index into the angular bonds (0 in padding), onehot (B, n_el, m) of the
+        neighbour's element)."""
+        cached = pairs._cache.get("angular_structure")
+        if cached is not None and np.array_equal(cached[0], angular):
+            return cached[1]
+        n_el = self.n_elements
+        centre = pairs.i[angular]
+        element = pairs.element[pairs.j[angular]]
+        counts = np.bincount(centre, minlength=pairs.n_atoms)
+        starts = np.cumsum(counts) - counts
+        every = np.arange(n_el)
+        n_stack = max(len(sg.etas) * (sg.n_p + sg.n_dp) for sg in self._supergroups)
+        structure = []
+        for centres in _blocks(counts, n_stack):
+            n = counts[centres]
+            m = int(n[0])
+            slot = np.arange(m)
+            valid = slot < n[:, None]                                        # (B, m)
+            bond = starts[centres][:, None] + slot
+            bond *= valid
+            onehot = (element[bond][:, None, :] == every[None, :, None])     # (B, n_el, m)
+            onehot &= valid[:, None, :]
+            structure.append((centres, valid, bond, onehot))
+        pairs._cache["angular_structure"] = (angular.copy(), structure)
+        return structure
 
     def _radial(self, d: np.ndarray, derivatives: bool):
         """Radial terms g_k(d) and g_k'(d) (1/Å) of padded distances ``d`` (rows, 1, width):
@@ -326,166 +450,182 @@ class ACSFEvaluator:
             d_out[:, 1 + n_g2 :] = part
         return out, d_out
 
-    def _angular_forward(self, centre, D, r, element, n_atoms, values, derivatives):
-        """Angular values into ``values`` (n_atoms, n_el, n_el, n_angular); with
-        ``derivatives`` the :class:`_Block` s of the tape (bonds sorted by centre)."""
+    def _angular_forward(self, structure, D, r, n_atoms, values, derivatives):
+        """Angular values into ``values`` (n_atoms, n_el, n_el, n_angular) from the angular
+        bonds' vectors ``D`` and lengths ``r`` laid out by ``structure``
+        (:meth:`_angular_structure`); with ``derivatives`` the :class:`_Block` s of the
+        tape.
+
+        Every matrix carries q_j q_k (rows and columns scaled), so the right-hand sides
+        [1, u_k] and [1, D_k] per element of k serve every η: the groups of a
+        :attr:`_supergroups` entry (same kind and keys, different η) are computed together
+        along a leading η axis, in one product per block.
+        """
         acsf = self.acsf
         n_el = self.n_elements
         cutoff = acsf.angular_cutoff
-        # One plan and one right-hand-side width whatever is asked for: the values then come
-        # out of the same products, bit for bit, with or without derivatives.
-        groups = self.plan
         has_g4 = len(acsf.g4) > 0
-        n_stack = max(len(g.p_keys) + len(g.dp_keys) for g in groups)
-        counts = np.bincount(centre, minlength=n_atoms)
-        starts = np.cumsum(counts) - counts
+        n_keys = sum(len(g.p_keys) for g in self.plan) * n_el
+        n_dp_keys = sum(len(g.dp_keys) for g in self.plan) * n_el
         every = np.arange(n_el)
-        n_rhs = 4
-        n_keys = sum(len(g.p_keys) for g in groups) * n_el
-        n_dp_keys = sum(len(g.dp_keys) for g in groups) * n_el
         blocks = []
-        for centres in _blocks(counts, n_stack):
-            n = counts[centres]
-            m = int(n[0])
-            B = len(centres)
+        work = self._work
+        for index, (centres, valid, bond, onehot) in enumerate(structure):
+            B, m = valid.shape
             slot = np.arange(m)
-            valid = slot < n[:, None]                                        # (B, m)
-            bond = starts[centres][:, None] + slot
-            bond *= valid
+            mm = (B, m, m)
             Dp = D[bond]
             Dp *= valid[..., None]
             rp = r[bond]
             rp[~valid] = 2.0 * cutoff  # padding: beyond the cutoff from everything
-            onehot = (element[bond][:, None, :] == every[None, :, None])     # (B, n_el, m)
-            onehot &= valid[:, None, :]
             x = rp * (np.pi / cutoff)
             cos_r = np.cos(x)
             f = 0.5 * (cos_r + 1.0)
             f *= valid
             inv_r = 1.0 / rp
             u = Dp * inv_r[..., None]                                         # (B, m, 3)
-            cos = np.matmul(u, u.transpose(0, 2, 1))                          # (B, m, m)
+            cos = np.matmul(u, u.transpose(0, 2, 1), out=work.get("cos", mm))  # (B, m, m)
             np.clip(cos, -1.0, 1.0, out=cos)
             if has_g4:
                 # r_jk² = r_j² + r_k² − 2 D_j·D_k (beyond the cutoff for padding; and on the
                 # diagonal, which is no pair, set so)
-                rjk2 = np.matmul(Dp, Dp.transpose(0, 2, 1))
+                rjk2 = np.matmul(Dp, Dp.transpose(0, 2, 1), out=work.get("rjk2", mm))
                 rjk2 *= -2.0
                 r2 = rp * rp
                 rjk2 += r2[:, :, None]
                 rjk2 += r2[:, None, :]
                 rjk2[:, slot, slot] = 4.0 * cutoff * cutoff
-                rjk = np.sqrt(rjk2)
-                mask4 = rjk < cutoff
+                rjk = np.sqrt(rjk2, out=work.get("rjk", mm))
+                mask4 = np.less(rjk, cutoff, out=work.get("mask4", mm, bool))
                 # cos(π r_jk / r_c) inside the cutoff, −1 (so f_c = f_c' = 0) elsewhere
-                cos_x = np.full_like(rjk, -1.0)
-                np.cos(np.multiply(rjk, np.pi / cutoff), out=cos_x, where=mask4)
-                one_plus = cos_x + 1.0
-                fjk = one_plus * 0.5
+                cos_x = work.get("cos_x", mm)
+                cos_x.fill(-1.0)
+                np.cos(np.multiply(rjk, np.pi / cutoff, out=work.get("x", mm)), out=cos_x,
+                       where=mask4)
+                one_plus = np.add(cos_x, 1.0, out=work.get("one_plus", mm))
+                fjk = np.multiply(one_plus, 0.5, out=work.get("fjk", mm))
                 if derivatives:
                     # f_c'(r_jk)/r_jk, sin x = sqrt((1 − cos x)(1 + cos x)) on [0, π]
-                    dfjk_r = 1.0 - cos_x
+                    dfjk_r = np.subtract(1.0, cos_x, out=work.get("dfjk_r", mm))
                     dfjk_r *= one_plus
                     np.sqrt(dfjk_r, out=dfjk_r)
                     rjk *= -2.0 * cutoff / np.pi
                     dfjk_r /= rjk
+            pair_mask = None
             if len(acsf.g5):
                 pair_mask = valid[:, :, None] & valid[:, None, :]
                 pair_mask[:, slot, slot] = False
-            P5 = pair_mask.astype(float) if len(acsf.g5) else None
             powers: dict = {}
+            # right-hand sides per element t of k: [1, u_k] for the P matrices and [1, D_k]
+            # for the P' ones (q_k is in the matrices), (B, m, n_el, 4)
+            oh = onehot.transpose(0, 2, 1).astype(float)                      # (B, m, n_el)
+            rhs = np.empty((B, m, n_el, 4))
+            rhs[..., 0] = oh
+            rhs[..., 1:] = oh[..., None] * u[:, :, None, :]
             if derivatives:
+                rhs_d = np.empty((B, m, n_el, 4))
+                rhs_d[..., 0] = oh
+                rhs_d[..., 1:] = oh[..., None] * Dp[:, :, None, :]
                 df = np.sqrt((1.0 - cos_r) * (1.0 + cos_r))
                 df *= (-0.5 * np.pi / cutoff) * valid
-                Yall = np.empty((B, 4, n_keys, m))
-                Yv = np.empty((B, n_keys, m))
-                Zall = np.empty((B, 4, n_dp_keys, m)) if n_dp_keys else None
-            # right-hand sides, transposed: per element t of k, [q_k, q_k D_k / r_k] (and
-            # [q_k, q_k D_k] for the P' matrices), (B, n_el·n_rhs, m)
-            QT = np.empty((B, n_el, n_rhs, m))
-            p0 = d0 = 0
-            for group in groups:
-                radial = np.exp(-group.eta * rp * rp)
-                q = radial * f
-                g4_group = group.kind == "g4"
-                n_p = len(group.p_keys)
-                n_dp = len(group.dp_keys)
-                # X[b, k, key, j] = X_key[b, j, k]: the matrices side by side per row k, so one
-                # product Qᵀ X gives every key's contraction, right-hand side index first
-                # (the P' ones are filled only for derivatives)
-                X = np.empty((B, m, n_p + n_dp, m))
+                # q'/q = (f'/f − 2η r) (bonds with f = 0 are not angular bonds; 0 in padding)
+                df_f = np.divide(df, f, out=np.zeros_like(f), where=valid)
+                # the tape's arrays: one set per block, kept until the next forward pass
+                Yall = work.get(f"Y{index}", (B, n_keys, m, 4))
+                Yv = work.get(f"Yv{index}", (B, n_keys, m))
+                Zall = work.get(f"Z{index}", (B, n_dp_keys, m, 4)) if n_dp_keys else None
+            for sg in self._supergroups:
+                G, n_p, n_dp = len(sg.etas), sg.n_p, sg.n_dp
+                eta = sg.etas[None, :, None]                                 # (1, G, 1)
+                q = np.exp(-eta * (rp * rp)[:, None, :])
+                q *= f[:, None, :]                                           # (B, G, m)
+                # X[:, :, key] for key < n_p: the P matrices, then the P' ones; stored as
+                # (B, [G·n_p | G·n_dp], m, m) so that each part is one contiguous product
+                storage = work.get("X", (B, G * (n_p + n_dp), m, m))
+                Xp = storage[:, : G * n_p].reshape(B, G, n_p, m, m)
+                Xd = storage[:, G * n_p :].reshape(B, G, n_dp, m, m)
+                X = _Keys(Xp, Xd, n_p)
                 if not derivatives:
                     n_dp = 0
-                monomial = group.p_keys[0][0] == "c"
-                if g4_group:
-                    E = rjk2 * -group.eta
+                qq = np.multiply(q[:, :, :, None], q[:, :, None, :],
+                                 out=work.get("qq", (B, G, m, m)))           # q_j q_k
+                home = sg.home
+                if sg.kind == "g4":
+                    E = np.multiply(rjk2[:, None], -sg.etas[None, :, None, None],
+                                    out=work.get("E", (B, G, m, m)))
                     np.exp(E, out=E)
-                    home = 0 if monomial else (
-                        group.p_keys.index(("one",)) if ("one",) in group.p_keys else None)
-                    P = np.multiply(E, fjk, out=None if home is None else X[:, :, home])
-                    if derivatives:
-                        dP_r = np.multiply(fjk, -2.0 * group.eta,
-                                           out=X[:, :, n_p] if monomial else None)
-                        dP_r += dfjk_r
-                        dP_r *= E                                            # P'(r_jk)/r_jk
+                    E *= qq
+                    P = np.multiply(E, fjk[:, None], out=work.get("P", (B, G, m, m))
+                                    if home is None else X[:, :, home])
+                    if derivatives:  # q_j q_k P'(r_jk)/r_jk
+                        dP_r = np.multiply(fjk[:, None], (-2.0 * sg.etas)[None, :, None, None],
+                                           out=X[:, :, n_p] if sg.monomial
+                                           else work.get("dP", (B, G, m, m)))
+                        dP_r += dfjk_r[:, None]
+                        dP_r *= E
                 else:
-                    P = P5
-                if monomial:  # X_n = c ∘ X_{n−1}
-                    if not g4_group:
+                    P = np.multiply(qq, pair_mask[:, None])
+                if sg.monomial:  # X_n = c ∘ X_{n−1}
+                    if sg.kind != "g4":
                         np.copyto(X[:, :, 0], P)
                     for row in range(1, n_p):
-                        np.multiply(cos, X[:, :, row - 1], out=X[:, :, row])
+                        np.multiply(cos[:, None], X[:, :, row - 1], out=X[:, :, row])
                     for row in range(n_p + 1, n_p + n_dp):
-                        np.multiply(cos, X[:, :, row - 1], out=X[:, :, row])
+                        np.multiply(cos[:, None], X[:, :, row - 1], out=X[:, :, row])
                 else:
-                    for row, key in enumerate(group.p_keys):
+                    for row, key in enumerate(sg.p_keys):
                         factor = _exact_power(key, cos, powers)
                         if factor is not None:
-                            np.multiply(factor, P, out=X[:, :, row])
-                        elif not g4_group:
+                            np.multiply(factor[:, None], P, out=X[:, :, row])
+                        elif sg.kind != "g4" or row != home:
                             np.copyto(X[:, :, row], P)
-                    for row, key in enumerate(group.dp_keys[:n_dp]):
-                        np.multiply(_exact_power(key, cos, powers), dP_r,
+                    for row, key in enumerate(sg.dp_keys[:n_dp]):
+                        np.multiply(_exact_power(key, cos, powers)[:, None], dP_r,
                                     out=X[:, :, n_p + row])
-                qe = onehot * q[:, None, :]                                  # (B, n_el, m)
-                QT[:, :, 0] = qe
-                QT[:, :, 1:] = qe[:, :, None, :] * u.transpose(0, 2, 1)[:, None]
-                YT = np.matmul(QT.reshape(B, n_el * n_rhs, m),
-                               X[:, :, :n_p].reshape(B, m, n_p * m))
-                YT = YT.reshape(B, n_el, n_rhs, n_p, m)                      # [t, r, key, j]
-                # values: G_f^{st} = w_st Σ_key coef[f, key] Σ_j qe[s, j] Y[t, 0, key, j]
-                if n_el == 1:
-                    S = np.matmul(YT[:, 0, 0], q[:, :, None])                # (B, n_p, 1)
-                    G = (S[:, :, 0] @ group.value_coef.T) * 0.5              # (B, nf)
-                    values[centres, 0, 0, group.span] = G
+                keys = slice(sg.p0 * n_el, (sg.p0 + G * n_p) * n_el)
+                rows = storage[:, : G * n_p].reshape(B, G * n_p * m, m)
+                if derivatives and n_el == 1:   # straight into the tape
+                    Y = np.matmul(rows, rhs.reshape(B, m, 4),
+                                  out=Yall[:, keys].reshape(B, G * n_p * m, 4))
                 else:
-                    S = np.matmul(YT[:, :, 0], qe.transpose(0, 2, 1)[:, None])  # (B, t, n_p, s)
-                    G = np.matmul(S.transpose(0, 3, 1, 2), group.value_coef.T)  # (B, s, t, nf)
-                    G *= self._pair_weight[..., None]
+                    Y = np.matmul(rows, rhs.reshape(B, m, n_el * 4))
+                Y = Y.reshape(B, G, n_p, m, n_el, 4)              # q_j Y[g, key, j, t, r]
+                # values: G_f^{st} = w_st Σ_key coef[f, key] Σ_j [el_j = s] q_j Y[key, j, t, 0]
+                if n_el == 1:
+                    S = Y[..., 0, 0].sum(axis=3)[:, :, None, None]          # (B, G, 1, 1, n_p)
+                else:
+                    S = np.matmul(oh.transpose(0, 2, 1)[:, None, None],
+                                  Y[..., 0])                                 # (B, G, n_p, s, t)
+                    S = S.transpose(0, 1, 3, 4, 2)                           # (B, G, s, t, n_p)
+                for g, group in enumerate(sg.groups):
+                    Gv = np.matmul(S[:, g], group.value_coef.T)             # (B, s, t, nf)
+                    Gv *= self._pair_weight[..., None]
                     if isinstance(group.span, slice):
-                        values[centres, :, :, group.span] = G
+                        values[centres, :, :, group.span] = Gv
                     else:
-                        values[np.ix_(centres, every, every, group.span)] = G
+                        values[np.ix_(centres, every, every, group.span)] = Gv
                 if not derivatives:
                     continue
-                dq_r = radial * (df - 2.0 * group.eta * rp * f)
-                dq_r *= inv_r
-                keys = slice(p0 * n_el, (p0 + n_p) * n_el)
-                # Y[b, r, (key, t), j], rows scaled by q_j; Yv: the values' rows by q'_j / r_j
-                np.multiply(YT.transpose(0, 2, 3, 1, 4), q[:, None, None, None, :],
-                            out=Yall[:, :, keys].reshape(B, 4, n_p, n_el, m))
-                np.multiply(YT[:, :, 0].transpose(0, 2, 1, 3), dq_r[:, None, None, :],
-                            out=Yv[:, keys].reshape(B, n_p, n_el, m))
-                if g4_group:
-                    QT[:, :, 1:] = qe[:, :, None, :] * Dp.transpose(0, 2, 1)[:, None]
-                    ZT = np.matmul(QT.reshape(B, n_el * 4, m),
-                                   X[:, :, n_p:].reshape(B, m, n_dp * m))
-                    dkeys = slice(d0 * n_el, (d0 + n_dp) * n_el)
-                    np.multiply(ZT.reshape(B, n_el, 4, n_dp, m).transpose(0, 2, 3, 1, 4),
-                                q[:, None, None, None, :],
-                                out=Zall[:, :, dkeys].reshape(B, 4, n_dp, n_el, m))
-                p0 += n_p
-                d0 += n_dp
+                if n_el > 1:
+                    Yall[:, keys] = Y.transpose(0, 1, 2, 4, 3, 5).reshape(
+                        B, G * n_p * n_el, m, 4)
+                # the V term: (q'_j/r_j) Σ_k X_jk q_k [el_k = t] = (q'/q)_j / r_j · Y[.., 0]
+                ratio = df_f[:, None, :] - 2.0 * eta * rp[:, None, :]
+                ratio *= inv_r[:, None, :]
+                ratio *= valid[:, None, :]                                   # (B, G, m)
+                np.multiply(Y[..., 0].transpose(0, 1, 2, 4, 3),
+                            ratio[:, :, None, None, :],
+                            out=Yv[:, keys].reshape(B, G, n_p, n_el, m))
+                if sg.kind == "g4":
+                    dkeys = slice(sg.d0 * n_el, (sg.d0 + G * n_dp) * n_el)
+                    dp_rows = storage[:, G * n_p :].reshape(B, G * n_dp * m, m)
+                    if n_el == 1:
+                        np.matmul(dp_rows, rhs_d.reshape(B, m, 4),
+                                  out=Zall[:, dkeys].reshape(B, G * n_dp * m, 4))
+                    else:
+                        Z = np.matmul(dp_rows, rhs_d.reshape(B, m, n_el * 4))
+                        Zall[:, dkeys] = Z.reshape(B, G, n_dp, m, n_el, 4).transpose(
+                            0, 1, 2, 4, 3, 5).reshape(B, G * n_dp * n_el, m, 4)
             if derivatives:
                 bonds = np.where(valid, bond, len(r))
                 blocks.append(_Block(centres, bonds, u.transpose(0, 2, 1)[:, :, None, :],
@@ -524,13 +664,13 @@ class ACSFEvaluator:
                                 tape.u.reshape(3, rows, width).transpose(1, 2, 0))  # (rows, K, 3)
             f = per_row.reshape(tape.n_atoms, n_el, K, 3).sum(axis=1).transpose(1, 0, 2)
         if virial:
-            # W = Σ_b ∂E/∂d_b u_b ⊗ D_b = Σ_b ∂E/∂d_b d_b u_b ⊗ u_b
-            uu = (tape.u[:, None, :] * tape.u[None, :, :]).reshape(9, n_slots).T
-            uu = uu * tape.d[:, None]
-            w = np.empty((len(config_rows) - 1, K, 9))
+            # W = Σ_b ∂E/∂d_b u_b ⊗ D_b = Σ_b (∂E/∂d_b d_b u_b,x) u_b,y
+            w = np.empty((len(config_rows) - 1, K, 3, 3))
+            weighted = dEdd[:, :-1] * tape.d                                  # (K, slots)
             for k, (a, b) in enumerate(zip(config_rows[:-1] * width, config_rows[1:] * width)):
-                w[k] = dEdd[:, a:b] @ uu[a:b]
-            w = w.reshape(-1, K, 3, 3).transpose(1, 0, 2, 3)
+                for x in range(3):
+                    w[k, :, x] = (weighted[:, a:b] * tape.u[x, a:b]) @ tape.u[:, a:b].T
+            w = w.transpose(1, 0, 2, 3)
         if tape.blocks:
             self._angular_backward(tape, weights, f, w)
         return f, w
@@ -544,7 +684,8 @@ class ACSFEvaluator:
         n_ab = len(tape.centre)
         w_ang = weights[:, :, self.acsf._angular_columns]     # (K, n_atoms, s, t, n_angular)
         # bond gradients G[(x, κ), b] = ∂E_κ/∂(D_b)_x of the angular bonds (+1 spare column)
-        G = np.zeros((3 * K, n_ab + 1))
+        G = self._work.get("G", (3 * K, n_ab + 1))
+        G.fill(0.0)
         base = np.arange(3 * K)[:, None] * (n_ab + 1)                         # (3K, 1)
         flat = G.reshape(-1)
         for block in tape.blocks:
@@ -554,12 +695,16 @@ class ACSFEvaluator:
             C = C.transpose(0, 1, 2, 4, 3).reshape(B, K * n_el, -1, n_el)     # (B, Ks, keys, t)
             Cv = C[:, :, :n_keys].reshape(B, K * n_el, n_keys * n_el)
             Cs = C[:, :, n_keys : 2 * n_keys].reshape(B, 1, K * n_el, n_keys * n_el)
-            T1 = np.matmul(Cs, block.Y[:, 1:])                                # (B, 3, Ks, m)
+            R = np.matmul(Cs.reshape(B, K * n_el, -1), block.Y.reshape(B, -1, m * 4))
+            R = R.reshape(B, K * n_el, m, 4).transpose(0, 3, 1, 2)            # (B, 4, Ks, m)
+            T1 = np.divide(R[:, 1:], block.r[:, None])                        # (B, 3, Ks, m)
             V = np.matmul(Cv, block.Yv)                                       # (B, Ks, m)
             T34 = None
             if block.Z is not None:
-                Cd = C[:, :, 2 * n_keys :].reshape(B, 1, K * n_el, n_dp * n_el)
-                T34 = np.matmul(Cd, block.Z)                                  # (B, 4, Ks, m)
+                Cd = C[:, :, 2 * n_keys :].reshape(B, K * n_el, n_dp * n_el)
+                T34 = np.matmul(Cd, block.Z.reshape(B, -1, m * 4))
+                T34 = np.ascontiguousarray(
+                    T34.reshape(B, K * n_el, m, 4).transpose(0, 3, 1, 2))      # (B, 4, Ks, m)
             if n_el > 1:  # pick the row of each neighbour's own element s = el_j
                 pick = block.onehot[:, None, None]                            # (B, 1, 1, s, m)
                 T1 = (T1.reshape(B, 3, K, n_el, m) * pick).sum(axis=3)
@@ -567,25 +712,32 @@ class ACSFEvaluator:
                 if T34 is not None:
                     T34 = (T34.reshape(B, 4, K, n_el, m) * pick).sum(axis=3)
             # ∂E/∂D_j = T1 − T4 + u [r (T3 + V) − u·T1],  T1 = (Σ q C_slope Y)/r
-            T1 /= block.r[:, None]
             coeff = V
             if T34 is not None:
                 coeff += T34[:, 0]
             coeff *= block.r
-            coeff -= np.einsum("bxkm,bxkm->bkm", T1, np.broadcast_to(block.u, T1.shape))
+            for x in range(3):
+                coeff -= T1[:, x] * block.u[:, x]
             grad = T1
             if T34 is not None:
                 grad -= T34[:, 1:]
             grad += block.u * coeff[:, None]                                  # (B, 3, K, m)
             index = base.reshape(1, 3, K, 1) + block.bonds[:, None, None, :]
             flat[index] += grad
-        G = G[:, :n_ab]
         if forces is not None:
             n = tape.n_atoms
-            keys = (np.arange(3 * K)[:, None] * n)
-            total = np.bincount((keys + tape.centre).ravel(), G.ravel(), 3 * K * n)
-            total -= np.bincount((keys + tape.neighbour).ravel(), G.ravel(), 3 * K * n)
-            forces += total.reshape(3, K, n).transpose(1, 2, 0)
+            # F_i += Σ_j ∂E/∂D_ij: angular bonds are sorted by centre
+            starts = np.flatnonzero(np.diff(tape.centre, prepend=-1))
+            if len(starts):
+                per_centre = np.add.reduceat(G[:, :n_ab], starts, axis=1)    # (3K, centres)
+                forces[:, tape.centre[starts]] += per_centre.reshape(3, K, -1).transpose(1, 2, 0)
+            # F_j −= ∂E/∂D_ij (the spare column goes to a spare bin)
+            keys = np.empty((3 * K, n_ab + 1), dtype=np.int64)
+            keys[:, :n_ab] = np.arange(3 * K)[:, None] * n + tape.neighbour
+            keys[:, n_ab] = 3 * K * n
+            total = np.bincount(keys.reshape(-1), flat, 3 * K * n + 1)[:-1]
+            forces -= total.reshape(3, K, n).transpose(1, 2, 0)
+        G = G[:, :n_ab]
         if virials is not None:
             cuts = np.searchsorted(tape.centre, tape.config_atoms)
             for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
