@@ -233,7 +233,8 @@ class NeighbourCache:
         self._positions = None
 
     def get(self, atoms, element: np.ndarray, n_elements: int) -> PairList:
-        """The pair list for ``atoms`` (rebuilt if needed); ``element`` as in :func:`build_pairs`."""
+        """The pair list for ``atoms`` (rebuilt if needed); ``element`` as for
+        :func:`build_pairs`."""
         positions = atoms.positions
         key = (len(atoms), atoms.numbers.tobytes(), np.asarray(atoms.cell).tobytes(),
                np.asarray(atoms.pbc).tobytes())

@@ -1,47 +1,52 @@
-"""ACSF values and vector–Jacobian products on a bond list: forces without the Jacobian.
+"""ACSF values and their vector–Jacobian product on a bond list: forces without the Jacobian.
 
 A potential E = Σ_i E_i(G_i) needs the descriptor Jacobian only through one product per
-ensemble member κ: with weights w_κ,i = ∂E_κ/∂G_i (N, F),
+ensemble member κ: with weights w_κ,i = ∂E_κ/∂G_i (N, F), the bond gradients
 
-    ∂E_κ/∂D_b = Σ_f w_κ,i_b,f ∂G_{i_b,f}/∂D_b        for every bond b (vector D_b = r_j − r_i)
+    ∂E_κ/∂D_b = Σ_f w_κ,i_b,f ∂G_{i_b,f}/∂D_b        (every bond b, D_b = r_j + S·cell − r_i)
 
-and forces and virial follow from these bond gradients (:func:`bond_forces`,
-:func:`bond_virials`). :meth:`ACSFEvaluator.forward` computes G and keeps what the product
-needs (a :class:`Tape`); :meth:`ACSFEvaluator.pullback` then forms the product for all K weight
-sets at once — never the (n_bonds, F, 3) Jacobian that training stores
+give the forces F_a = Σ_{b: i_b = a} ∂E/∂D_b − Σ_{b: j_b = a} ∂E/∂D_b and the virial
+∂E/∂ε = Σ_b ∂E/∂D_b ⊗ D_b. :meth:`ACSFEvaluator.forward` computes G and keeps what the product
+needs (a :class:`Tape`); :meth:`ACSFEvaluator.backward` forms forces and virials for all K
+weight sets at once — never the (n_bonds, F, 3) Jacobian that training stores
 (:meth:`ACSF.compute` with derivatives).
 
-**Radial terms** g_k(d) (G1, G2, G3) are laid out padded per (centre, neighbour element) row as
-(rows, term, slot) arrays: values are sums over slots, and the product
-∂E/∂d_b = Σ_k w_(i_b, el_j, k) g_k'(d_b) is one small matrix product per row.
+**Radial terms** g_k(d) (G1, G2, G3) are laid out padded per (centre, neighbour element) row,
+(rows, term, slot): values are sums over slots, ∂E/∂d_b = Σ_k w_(i_b, el_j, k) g_k'(d_b) is one
+small matrix product per row, and since every bond inside the cutoff has its reverse in the
+list, the radial force on atom a is Σ_{b of a} (∂E/∂d_b + ∂E/∂d_rev(b)) u_b — another product
+per row, no scatter.
 
-**Angular terms** use the block algorithm of :mod:`pesnet.descriptors.angular`: per block of
-centres, (B, m, m) matrices X_key = b^n ∘ P and b^n ∘ P'/r_jk are contracted once with
-right-hand sides built from q_k and q_k D_k. Those contractions Y, Z do not depend on the
-weights and are kept on the tape; the pullback recombines them with per-centre coefficients
-C_κ,key = Σ_f w_κ,f coef[f, key] (the value, slope and P' coefficients of every feature of the
-group) and applies the chain rule of :mod:`pesnet.descriptors.angular` once, summed over the
-groups (it is linear in the recombined sums):
+**Angular terms** use the block algorithm of :mod:`pesnet.descriptors.angular` (centres in
+blocks, neighbours padded to m, (B, m, m) pair matrices). Per η the matrices are
+X_key = q_j q_k (A_key(c) ∘ P) and q_j q_k (A_key(c) ∘ P'/r_jk), with A_key the powers
+(1 + λc)^n — or, for integer ζ ≤ :data:`MONOMIAL_MAX_ZETA`, the monomials c^n (one product
+each, chained; see :func:`_plan`). With q folded into the matrices, the right-hand sides
+[1, u_k] and [1, D_k] (per element of k) serve every η, and one matrix product per block gives
+every key's contraction Y = X [1, u], Z = X' [1, D]. These do not depend on the weights and are
+kept on the tape; the backward pass recombines them with per-centre coefficients
+C_κ,key = Σ_f w_κ,f coef[f, key] (value, slope and P' coefficients) and applies the chain rule
+once, summed over η (it is linear in the recombined sums):
 
     ∂E_κ/∂D_j = T1 − T4 + u_j [r_j (T3 + V) − u_j·T1],      u_j = D_j / r_j
 
-with T1 = Σ_g q_j Σ C_slope Y[1:4] / r_j, T3, T4 = Σ_g q_j Σ C_dp Z[0], Z[1:4], and
-V = Σ_g (q'_j / r_j) Σ C_value Y[0].
+with T1 = C_slope·Y[1:4] / r_j, (T3, T4) = C_P'·Z, V = C_value·Y[0] (q'_j / q_j) / r_j.
 
-Bonds enter in the canonical order of :class:`~pesnet.descriptors.bonds.PairList` and only those
-inside the cutoffs are used, so two lists with the same bonds inside the cutoffs (a fresh one and
-a Verlet list with a skin) give bit-identical values. Values equal :meth:`ACSF.compute`'s to
-round-off (the same formulas, summed in another order).
+**Exactness.** Bonds enter in the canonical order of :class:`~pesnet.descriptors.bonds.PairList`
+and only those inside the cutoffs are used (the layouts are kept while that set is unchanged),
+so a fresh list and a Verlet list with a skin give bit-identical values: the ASE calculator's
+energies are ``Potential.predict``'s to the last bit. Values agree with :meth:`ACSF.compute`
+to round-off: ~1e-15 of a column's scale with exact powers, ≲ 2e-13 with the monomial basis
+(whose binomial sums cancel where 1 ± c is small) — DScribe agreement is tested at 1e-10.
 """
 
 from __future__ import annotations
 
 import threading
+from math import comb, prod
 from typing import NamedTuple
 
 import numpy as np
-
-from math import comb
 
 from pesnet.descriptors.angular import _Group, _power, plan_angular
 from pesnet.descriptors.bonds import Geometry, PairList
@@ -51,10 +56,10 @@ from pesnet.errors import ConfigurationError
 class _Block(NamedTuple):
     """One block of centres of the angular terms (B centres, m neighbour slots).
 
-    The contractions of every plan group, keys concatenated over the groups (c = (key, t) with
-    t the element of k): ``Y`` (B, 4, n_c, m) = q_j Σ_k X_key,jk [q_k, q_k D_k/r_k] (the
-    right-hand side index first), ``Yv`` (B, n_c, m) = (q'_j/r_j) Σ_k X_key,jk q_k,
-    ``Z`` (B, 4, n_dc, m) = q_j Σ_k (b^n ∘ P'/r_jk)_jk [q_k, q_k D_k] (or None).
+    The contractions of every plan group, keys concatenated over the groups in plan order
+    (c = (key, t), t the element of k): ``Y`` (B, n_c, m, 4) = Σ_k X_key,jk [1, u_k] [el_k = t]
+    with X carrying q_j q_k, ``Yv`` (B, n_c, m) = its column 0 times (q'_j/q_j)/r_j,
+    ``Z`` (B, n_dc, m, 4) likewise with the P' matrices and [1, D_k] (or None).
     """
 
     centres: np.ndarray   # (B,) atom indices
@@ -110,7 +115,7 @@ class _Workspace(threading.local):
         self.buffers = {}
 
     def get(self, name: str, shape, dtype=float) -> np.ndarray:
-        size = int(np.prod(shape))
+        size = prod(shape) if isinstance(shape, tuple) else int(shape)
         buffer = self.buffers.get(name)
         if buffer is None or buffer.size < size or buffer.dtype != dtype:
             buffer = self.buffers[name] = np.empty(size + size // 4, dtype)
@@ -209,6 +214,7 @@ class _SuperGroup(NamedTuple):
     home: int | None   # key whose matrix is P itself (b⁰ or c⁰), if any
     p0: int
     d0: int
+    power_of: list     # per group: (earlier group k, n) when η = 2ⁿ η_k (E by squaring), or None
 
 
 def _supergroups(plan) -> list:
@@ -225,9 +231,16 @@ def _supergroups(plan) -> list:
         monomial = first.p_keys[0][0] == "c"
         home = 0 if monomial else (first.p_keys.index(("one",)) if ("one",) in first.p_keys
                                    else None)
-        out.append(_SuperGroup(first.kind, run, np.array([g.eta for g in run]), first.p_keys,
+        etas = [g.eta for g in run]
+        # exp(−2ⁿη x) = exp(−η x)^(2ⁿ), n ≤ 3: squarings instead of an exp (a few ulp apart)
+        power_of: list = []
+        for g in range(len(run)):
+            power_of.append(next(((k, n) for k in range(g) for n in (1, 2, 3)
+                                  if power_of[k] is None and etas[g] == 2.0**n * etas[k]),
+                                 None))
+        out.append(_SuperGroup(first.kind, run, np.array(etas), first.p_keys,
                                first.dp_keys, len(first.p_keys), len(first.dp_keys), monomial,
-                               home, p0, d0))
+                               home, p0, d0, power_of))
         p0 += len(run) * len(first.p_keys)
         d0 += len(run) * len(first.dp_keys)
     return out
@@ -295,7 +308,7 @@ class ACSFEvaluator:
     def forward(self, pairs: PairList, geometry: Geometry, derivatives: bool = True,
                 where=None):
         """ACSF values (n_atoms, F) and, if ``derivatives``, the :class:`Tape` for
-        :meth:`pullback` (else ``None``). ``where`` = (file, index) names the configuration
+        :meth:`backward` (else ``None``). ``where`` = (file, index) names the configuration
         in errors."""
         acsf = self.acsf
         D, d = geometry
@@ -551,9 +564,16 @@ class ACSFEvaluator:
                                  out=work.get("qq", (B, G, m, m)))           # q_j q_k
                 home = sg.home
                 if sg.kind == "g4":
-                    E = np.multiply(rjk2[:, None], -sg.etas[None, :, None, None],
-                                    out=work.get("E", (B, G, m, m)))
-                    np.exp(E, out=E)
+                    E = work.get("E", (B, G, m, m))
+                    for g in range(G):  # exp(−η r_jk²); exp(−2^k η r²) by squaring
+                        if sg.power_of[g] is None:
+                            np.multiply(rjk2, -sg.etas[g], out=E[:, g])
+                            np.exp(E[:, g], out=E[:, g])
+                        else:
+                            base, squarings = sg.power_of[g]
+                            np.multiply(E[:, base], E[:, base], out=E[:, g])
+                            for _ in range(squarings - 1):
+                                E[:, g] *= E[:, g]
                     E *= qq
                     P = np.multiply(E, fjk[:, None], out=work.get("P", (B, G, m, m))
                                     if home is None else X[:, :, home])
