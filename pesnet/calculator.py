@@ -105,6 +105,7 @@ class PESNetCalculator(Calculator):
             raise CalculatorSetupError(f"skin must be >= 0 Å, got {skin!r}")
         super().__init__(skin=float(skin), blas_threads=blas_threads, members=bool(members),
                          **kwargs)
+        self.model_uri = None   # set by from_mlflow
         self.prediction = None
         self._evaluator = self.potential.structure_evaluator()
         self._neighbours = NeighbourCache(self.potential.descriptor.cutoff, float(skin))
@@ -123,10 +124,13 @@ class PESNetCalculator(Calculator):
         ``sqlite:///mlflow.db`` in the working directory). Other keywords go to the
         constructor.
         """
+        import shutil
         import tempfile
 
         import mlflow  # imported here: ~1.5 s, and only this path needs it
         from mlflow.exceptions import MlflowException
+
+        from pesnet.potential.io import load_model
 
         destination = tempfile.mkdtemp(prefix="pesnet-mlflow-")
         before = os.environ.get("MLFLOW_TRACKING_URI")
@@ -141,11 +145,14 @@ class PESNetCalculator(Calculator):
         finally:
             if tracking_uri is not None:
                 mlflow.set_tracking_uri(before)  # None clears what was set
-        path = _find_model_file(Path(local))
-        if path is None:
-            raise CalculatorSetupError(f"{model_uri!r} holds no pesnet model file "
-                                       f"(looked for model.h5 under {local})")
-        calc = cls(path, **kwargs)
+        try:
+            path = _find_model_file(Path(local))
+            if path is None:
+                raise CalculatorSetupError(f"{model_uri!r} holds no pesnet model file "
+                                           f"(looked for model.h5 among its artefacts)")
+            calc = cls(load_model(path), **kwargs)   # read whole: the download can go
+        finally:
+            shutil.rmtree(destination, ignore_errors=True)
         calc.model_uri = model_uri
         return calc
 
@@ -248,7 +255,7 @@ class PESNetCalculator(Calculator):
         return self._neighbours.n_builds
 
     def __repr__(self) -> str:
-        source = self.model_path or getattr(self, "model_uri", None) or "<Potential>"
+        source = self.model_uri or self.model_path or "<Potential>"
         return (f"PESNetCalculator({source!r}, members={self.potential.n_members}, elements="
                 f"{[_symbol(z) for z in self.potential.elements]}, skin={self.parameters.skin})")
 
