@@ -11,8 +11,8 @@ it was built (Verlet's criterion: then no pair can have crossed ``cutoff`` unsee
 ``cutoff`` stay in the list: every symmetry function and its derivative vanish there exactly
 (cosine cutoff), so they add exact zeros.
 
-The canonical order makes results independent of how the list was found (matscipy's cell
-binning orders pairs by bin, which changes as atoms move): a list built now and a list built
+The canonical order makes results independent of how the list was found (a cell-binning
+search orders pairs by bin, which changes as atoms move): a list built now and a list built
 ten MD steps ago and filtered give the same bonds in the same order, hence bit-identical sums.
 
 :class:`NeighbourCache` keeps one list and rebuilds it when an atom has moved more than half the
@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pesnet.neighbours import neighbour_list
+from pesnet.neighbours import neighbour_pairs
 
 
 class Geometry(NamedTuple):
@@ -121,11 +121,18 @@ class PairList:
 
 
 def _times_cell(shift: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    """S · cell for integer shifts S (n, 3)."""
-    out = shift[:, :1] * cell[0]
-    out += shift[:, 1:2] * cell[1]
-    out += shift[:, 2:3] * cell[2]
-    return out
+    """S · cell for integer shifts S (n, 3); (n, 3), a transposed view.
+
+    Computed component by component on (n,) columns: the same operations per bond as a row
+    at a time, but long loops instead of length-3 ones (~10× faster).
+    """
+    columns = np.ascontiguousarray(shift.T)
+    out = np.empty((3, len(shift)))
+    for x in range(3):
+        np.multiply(columns[0], cell[0, x], out=out[x])
+        out[x] += columns[1] * cell[1, x]
+        out[x] += columns[2] * cell[2, x]
+    return out.T
 
 
 def _canonical_order(i, j, shift, element, n_atoms, n_elements):
@@ -133,13 +140,15 @@ def _canonical_order(i, j, shift, element, n_atoms, n_elements):
     if len(i) == 0:
         return np.zeros(0, dtype=np.int64)
     s = np.asarray(shift, dtype=np.int64)
-    low = s.min(axis=0)
-    width = s.max(axis=0) - low + 1
+    reach = int(np.abs(s).max())           # one flat reduction: cheaper than per-axis ones
+    width = 2 * reach + 1
     primary = (i * n_elements + element[j]) * n_atoms + j
-    span = int(width.prod())
+    span = width ** 3
     if int(primary.max()) < (1 << 62) // span:
-        code = ((s[:, 0] - low[0]) * width[1] + (s[:, 1] - low[1])) * width[2] + (s[:, 2] - low[2])
-        return np.argsort(primary * span + code, kind="stable")
+        code = (s[:, 0] * width + s[:, 1]) * width + s[:, 2]
+        code += reach * (width * width + width + 1)
+        # keys are unique (no pair is listed twice), so an unstable (SIMD) sort is exact
+        return np.argsort(primary * span + code)
     return np.lexsort((s[:, 2], s[:, 1], s[:, 0], primary))  # pragma: no cover
 
 
@@ -184,10 +193,14 @@ def build_pairs(atoms, reach: float, element: np.ndarray, n_elements: int) -> Pa
     ``element`` (n_atoms,) is each atom's element index (0 … n_elements − 1).
     """
     n = len(atoms)
-    i, j, S = neighbour_list("ijS", atoms, reach)
-    i, j = i.astype(np.int64), j.astype(np.int64)
+    i, j, S, reverse = neighbour_pairs(atoms, reach)
     order = _canonical_order(i, j, S, element, n, n_elements)
-    return PairList(i[order], j[order], S[order], element, n, reach)
+    pairs = PairList(i[order], j[order], S[order], element, n, reach)
+    # the search knows each pair's reverse: carry it through the sort
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    pairs._cache["reverse"] = position[reverse[order]]
+    return pairs
 
 
 def concatenate_pairs(lists) -> PairList:
@@ -200,12 +213,16 @@ def concatenate_pairs(lists) -> PairList:
     atom_offsets = np.concatenate([[0], np.cumsum(atom_counts)])
     bond_offsets = np.concatenate([[0], np.cumsum(bond_counts)])
     shift = np.repeat(atom_offsets[:-1], bond_counts)
-    return PairList(
+    pairs = PairList(
         np.concatenate([p.i for p in lists]) + shift,
         np.concatenate([p.j for p in lists]) + shift,
         np.concatenate([p.shift for p in lists]),
         np.concatenate([p.element for p in lists]),
         int(atom_offsets[-1]), min(p.reach for p in lists), atom_offsets, bond_offsets)
+    if all("reverse" in p._cache for p in lists):
+        pairs._cache["reverse"] = np.concatenate(
+            [p._cache["reverse"] + offset for p, offset in zip(lists, bond_offsets)])
+    return pairs
 
 
 class NeighbourCache:
