@@ -66,29 +66,12 @@ COLLAPSE_FRACTION = 0.75
 QUANTILE_SAMPLE = 256
 
 
-# -- the ensemble as an ASE calculator --------------------------------------------------------
-def ensemble_calculator(potential):
-    """An ASE calculator of ``potential`` whose results also hold the calibrated spreads
-    ``energy_std`` and ``forces_std`` (N, 3): a minimal wrapper of :meth:`Potential.predict`
-    (all MD here needs)."""
-    from ase.calculators.calculator import Calculator, all_changes
-
-    class EnsembleCalculator(Calculator):
-        implemented_properties = ["energy", "free_energy", "forces"]
-
-        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-            super().calculate(atoms, properties, system_changes)
-            p = potential.predict(self.atoms, forces=True)
-            self.results = {"energy": float(p.energy[0]), "free_energy": float(p.energy[0]),
-                            "forces": p.forces, "energy_std": float(p.energy_std[0]),
-                            "forces_std": p.forces_std}
-
-    return EnsembleCalculator()
-
-
 def max_force_std(forces_std, offsets) -> np.ndarray:
-    """Per configuration, the largest atomic force spread max_i ‖σ_F,i‖ (eV/Å)."""
-    norms = np.sqrt(np.sum(np.asarray(forces_std) ** 2, axis=1))
+    """Per configuration, the largest atomic force spread max_i ‖σ_F,i‖ (eV/Å): the score of
+    :mod:`pesnet.md`, for the configurations delimited by ``offsets``."""
+    from pesnet.md import atomic_force_spread
+
+    norms = atomic_force_spread(forces_std)
     return np.maximum.reduceat(norms, np.asarray(offsets)[:-1]) if len(norms) else np.zeros(0)
 
 
@@ -116,6 +99,9 @@ def explore(potential, seeds, al: ActiveLearningSpec, threshold: float, rng_key,
     above ``threshold`` (and at most ``stop_threshold``) are the candidates."""
     from ase import units
     from ase.md.langevin import Langevin
+
+    from pesnet.calculator import PESNetCalculator
+    from pesnet.md import max_force_spread
     try:
         from ase.md.velocitydistribution import thermalize_momenta
     except ImportError:  # ASE < 3.29
@@ -132,15 +118,15 @@ def explore(potential, seeds, al: ActiveLearningSpec, threshold: float, rng_key,
         rng = np.random.default_rng([*rng_key, trajectory])
         atoms = seeds[k].copy()
         closest = COLLAPSE_FRACTION * _shortest_distance(atoms)
-        atoms.calc = ensemble_calculator(potential)
+        # the product's calculator: a kept neighbour list, the same answers as predict()
+        atoms.calc = PESNetCalculator(potential)
         thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
         dyn = Langevin(atoms, al.timestep_fs * units.fs, temperature_K=temperature,
                        friction=al.friction, rng=rng, fixcm=False)
         for step in range(1, al.md_steps + 1):
             dyn.run(1)
             atoms.get_forces()  # cached: the step computed them at these positions
-            std = atoms.calc.results["forces_std"]
-            score = float(max_force_std(std, [0, len(atoms)])[0])
+            score = max_force_spread(atoms.calc.results["forces_std"])
             n_frames += 1
             if bar is not None:
                 bar.update(1)
