@@ -16,7 +16,8 @@ from pesnet.data import Dataset
 from pesnet.data.calculators import make_calculator
 from pesnet.data.recipes import run_recipe
 from pesnet.errors import InputError
-from pesnet.pipeline.active_learning import Candidate, run_active_learning, select
+from pesnet.pipeline.active_learning import run_active_learning
+from pesnet.pipeline.exploration import Candidate, select
 from pesnet.pipeline.spec import load_spec
 from tests.pipeline_helpers import pesnet_command, subprocess_env, write_spec
 

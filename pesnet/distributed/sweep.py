@@ -177,7 +177,8 @@ def _prepare_features(pipeline, points_pipelines, run_dir: Path, cluster, comput
                       out):
     """Ingest and featurize once (skipped when up to date), on the cluster."""
     from pesnet.pipeline.spec import Pipeline
-    from pesnet.pipeline.steps import Context, Featurize, Ingest, StepState
+    from pesnet.pipeline.step_base import Context, StepState
+    from pesnet.pipeline.steps import Featurize, Ingest
 
     # derivatives if any point trains on forces
     forces = next((p for p in points_pipelines if p.spec.train_settings().force_weight > 0),

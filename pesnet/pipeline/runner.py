@@ -24,7 +24,8 @@ from typing import NamedTuple
 from pesnet.errors import InputError, PesnetError
 from pesnet.fileio import atomic_output
 from pesnet.pipeline.spec import Pipeline
-from pesnet.pipeline.steps import STEPS, Context, StepState, read_metrics
+from pesnet.pipeline.step_base import Context, StepState
+from pesnet.pipeline.steps import STEPS, read_metrics
 from pesnet.tracking.store import TrackingError, describe, resolve_tracking_uri
 
 #: Where run directories go by default (relative to the working directory).
@@ -105,14 +106,9 @@ def _copy_spec(pipeline: Pipeline, run_dir: Path) -> None:
 
 
 def _start_session(ctx: Context, err) -> None:
-    from pesnet.tracking.session import TrackingSession, git_commit
+    from pesnet.tracking.session import TrackingSession, source_tags
 
-    commit = git_commit(ctx.pipeline.root)
-    tags = {"pesnet.pipeline": ctx.spec.name, "mlflow.source.name": str(ctx.pipeline.path),
-            "mlflow.source.type": "LOCAL", "pesnet.run_dir": str(ctx.run_dir.resolve())}
-    if commit:
-        tags["pesnet.git_commit"] = commit
-        tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
+    tags = source_tags(ctx.spec.name, ctx.pipeline.path, ctx.pipeline.root, ctx.run_dir)
     try:
         ctx.session = TrackingSession.start(ctx.tracking_uri, ctx.spec.name,
                                             ctx.pipeline.flat_params(), tags,

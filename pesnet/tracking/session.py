@@ -79,6 +79,20 @@ def git_commit(directory) -> str | None:
         return None
 
 
+def source_tags(pipeline_name: str, spec_path, root, run_dir) -> dict:
+    """Tags naming where a pipeline's run comes from: the pipeline, its spec file, the run
+    directory and, inside a git checkout, the commit (``-dirty`` if modified)."""
+    from pathlib import Path
+
+    tags = {"pesnet.pipeline": pipeline_name, "mlflow.source.name": str(spec_path),
+            "mlflow.source.type": "LOCAL", "pesnet.run_dir": str(Path(run_dir).resolve())}
+    commit = git_commit(root)
+    if commit:
+        tags["pesnet.git_commit"] = commit
+        tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
+    return tags
+
+
 class TrackingSession:
     """A parent run and its member runs in one store (see the module doc)."""
 

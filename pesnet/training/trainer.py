@@ -136,12 +136,11 @@ def _bootstrap(settings: TrainSettings, n_train: int, members=None) -> np.ndarra
 def _pass(potential, batches, weights, optimizer=None, state=None, lr=None, clip=None,
           order=None):
     """One pass over ``batches`` (training when ``optimizer`` is given). Returns per-member
-    (loss, energy RMSE, force RMSE) and the ensemble-mean MAEs."""
+    (loss, energy RMSE, force RMSE), each (M,)."""
     m = potential.n_members
     loss = np.zeros(m)
     e_sq, f_sq = np.zeros(m), np.zeros(m)
     n_e = n_f = 0
-    e_abs_mean = f_abs_mean = 0.0
     order = range(len(batches)) if order is None else order
     for k in order:
         batch = batches[k]
