@@ -21,16 +21,98 @@ except ImportError:  # pragma: no cover - exercised only without vesin
     _VesinNeighborList = None
 
 
+#: vesin's cap on the number of cells in its cell list (``MAX_NUMBER_OF_CELLS`` in vesin 0.6).
+_VESIN_MAX_CELLS = 1e5
+#: Image cells searched around each cell (product over the three directions) above which a
+#: search is refused: both vesin and ASE would loop (or allocate) for minutes.
+MAX_SEARCHED_CELLS = 1e6
+
+
+def _box_for_search(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
+    """The cell with its open directions replaced by unit vectors orthogonal to the periodic
+    ones (identity when nothing is periodic), as vesin builds its box. (3, 3), Å."""
+    box = np.array(cell, dtype=float)
+    periodic = np.flatnonzero(pbc)
+    if len(periodic) == 0:
+        return np.eye(3)
+    if len(periodic) == 1:
+        k = periodic[0]
+        a = box[k]
+        b = np.array([0.0, 1.0, 0.0])
+        if abs(a @ b) > 0.9 * np.linalg.norm(a):
+            b = np.array([0.0, 0.0, 1.0])
+        c = np.cross(a, b)
+        c /= np.linalg.norm(c)
+        b = np.cross(c, a)
+        box[(k + 1) % 3] = b / np.linalg.norm(b)
+        box[(k + 2) % 3] = c
+    elif len(periodic) == 2:
+        normal = np.cross(box[periodic[0]], box[periodic[1]])
+        box[3 - periodic.sum()] = normal / np.linalg.norm(normal)
+    return box
+
+
+def search_grid(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float):
+    """The cell-list grid a search with ``cutoff`` (Å) needs, as vesin 0.6 would build it.
+
+    Returns ``cells`` (3,) float — cells per direction after vesin's cap of 10⁵ cells (a zero
+    here means vesin would divide by zero, which kills the process with SIGFPE) — and
+    ``searched`` (3,) float (may be inf), the cells searched on each side along each direction. The spacing
+    of a periodic direction is the distance between the cell's opposite faces; of an open
+    direction, the atoms' extent (at least 1 Å) plus 1%.
+    """
+    box = _box_for_search(cell, pbc)
+    normals = np.cross(box[[1, 2, 0]], box[[2, 0, 1]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+        faces = np.abs(np.einsum("kx,kx->k", normals, box))
+    extent = positions.max(axis=0) - positions.min(axis=0)
+    extent[extent < 1e-6] = 1.0
+    faces = np.where(pbc, faces, 1.01 * extent)
+    cells = np.maximum(np.trunc(faces / cutoff), 1.0)
+    if np.prod(cells) > _VESIN_MAX_CELLS:  # vesin rescales, keeping the ratios
+        x_to_y, y_to_z = cells[0] / cells[1], cells[1] / cells[2]
+        z = np.trunc(np.cbrt(_VESIN_MAX_CELLS / (x_to_y * y_to_z * y_to_z)))
+        y = np.trunc(y_to_z * z)
+        cells = np.array([np.trunc(x_to_y * y), y, z])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        searched = np.ceil(cutoff * cells / faces)
+    searched = np.where(np.isnan(searched) | (searched < 1), 1.0, searched)
+    return cells, searched
+
+
+def _check_searchable(atoms, cutoff: float, searched: np.ndarray) -> None:
+    """Refuse a search over more image cells than :data:`MAX_SEARCHED_CELLS`."""
+    n_cells = float(np.prod(2.0 * searched + 1.0))
+    if n_cells > MAX_SEARCHED_CELLS:
+        raise ValueError(
+            f"the periodic cell is too thin for a {cutoff:g} Å neighbour search: "
+            f"{n_cells:.3g} image cells to search (limit {MAX_SEARCHED_CELLS:.0e}); "
+            f"cell {np.asarray(atoms.cell.array).round(6).tolist()}, pbc "
+            f"{np.asarray(atoms.pbc).tolist()}. A skewed cell can be reduced first "
+            "(ase.build.niggli_reduce)"
+        )
+
+
 def _half_list(atoms, cutoff: float, quantities: str):
     """Each pair once (vesin's half list) as a dict letter → array, or None if vesin is
-    unavailable or refuses the input."""
-    if _VesinNeighborList is None:  # pragma: no cover
+    unavailable or its grid for this input would be degenerate (then ASE searches).
+
+    Raises ValueError when the cell is so thin that no library can search it in reasonable
+    time (see :func:`search_grid`).
+    """
+    positions = np.asarray(atoms.positions, dtype=float)
+    if len(positions) == 0:
+        return None
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    cells, searched = search_grid(positions, np.asarray(atoms.cell.array), pbc, float(cutoff))
+    _check_searchable(atoms, cutoff, searched)
+    if _VesinNeighborList is None or not (cells >= 1).all():
         return None
     try:
         search = _VesinNeighborList(cutoff=float(cutoff), full_list=False)
-        out = search.compute(points=np.asarray(atoms.positions, dtype=float),
-                             box=np.asarray(atoms.cell.array, dtype=float),
-                             periodic=np.asarray(atoms.pbc, dtype=bool), quantities=quantities)
+        out = search.compute(points=positions, box=np.asarray(atoms.cell.array, dtype=float),
+                             periodic=pbc, quantities=quantities)
     except (ValueError, TypeError, RuntimeError):  # pragma: no cover - degenerate input
         return None
     half = dict(zip(quantities, out))

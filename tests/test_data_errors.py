@@ -155,6 +155,37 @@ def test_zero_volume_periodic_cell(capsys, tmp_path, output, frames):
     assert_clean_failure(code, err, output, "flat.extxyz", "configuration 1", "zero volume")
 
 
+def test_cell_too_thin_to_search(capsys, tmp_path, output, frames):
+    atoms = frames[0].copy()
+    atoms.cell[1] += 1e10 * atoms.cell[0]  # a valid lattice on a hopeless basis
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((len(atoms), 3)))
+    path = write_frames(tmp_path / "thin.extxyz", [frames[2], atoms])
+    code, err = run_ingest(capsys, [path], output)
+    assert_clean_failure(code, err, output, "thin.extxyz", "configuration 1", "too thin", "niggli_reduce")
+
+
+def test_nul_in_config_type(capsys, tmp_path, output, extxyz_file):
+    text = extxyz_file.read_text().replace("config_type=kind1", "config_type=ki\x00nd1", 1)
+    assert "\x00" in text
+    path = tmp_path / "nul.extxyz"
+    path.write_text(text)
+    code, err = run_ingest(capsys, [path], output)
+    assert_clean_failure(code, err, output, "nul.extxyz", "configuration 1", "NUL")
+
+
+def test_far_away_atom_in_a_molecule_is_accepted(tmp_path):
+    """vesin divides by zero on this grid (see tests/test_neighbours.py); ASE searches it."""
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = Atoms("H3", positions=[[0, 0, 0], [1, 1, 1], [1e5, 0, 1]])
+    atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((3, 3)))
+    path = write_frames(tmp_path / "far.extxyz", [atoms])
+    assert ingest([path], tmp_path / "far.h5", fmt="extxyz") == 1
+
+
 def test_bad_index_and_empty_selection(capsys, tmp_path, output, extxyz_file):
     code, err = run_ingest(capsys, [extxyz_file], output, "--index", "1:2:x")
     assert_clean_failure(code, err, output, "--index")

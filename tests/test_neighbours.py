@@ -7,7 +7,7 @@ from ase.build import bulk, fcc111, molecule
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 from pesnet.descriptors.bonds import _reverse_bonds, build_pairs
-from pesnet.neighbours import neighbour_list, neighbour_pairs
+from pesnet.neighbours import neighbour_list, neighbour_pairs, search_grid
 
 
 def _systems():
@@ -80,3 +80,53 @@ def test_no_pairs_for_isolated_atoms():
     assert len(i) == len(j) == len(d) == 0
     i, j, S, reverse = neighbour_pairs(far, 3.0)
     assert len(i) == len(reverse) == 0 and S.shape == (0, 3)
+
+
+# Inputs on which vesin 0.6 itself divides by zero (SIGFPE kills the process) or loops for
+# minutes: its cap of 1e5 cells rescales a long thin grid to zero cells along the short
+# directions. Found by the corrupted-extxyz fuzz test (a digit inserted into a coordinate).
+def _far_apart(distance, pbc, axis=0):
+    far = np.array([1.0, 0.0, 1.0])
+    far[axis] = distance
+    return Atoms("H3", positions=[[0, 0, 0], [1, 1, 1], far],
+                 cell=np.eye(3) * 10 if np.any(pbc) else None, pbc=pbc)
+
+
+@pytest.mark.parametrize("atoms, cutoff", [
+    (_far_apart(1e5, False), 0.5),       # one atom 100 km away from a molecule
+    (_far_apart(1e20, False), 0.1),
+    (_far_apart(1e300, False), 5.0),
+    (_far_apart(1e7, [True, True, False], axis=2), 0.5),  # an atom far above a slab
+], ids=["1e5", "1e20", "1e300", "slab"])
+def test_grids_vesin_cannot_build_fall_back_to_ase(atoms, cutoff):
+    cells, _ = search_grid(atoms.positions, atoms.cell.array, atoms.pbc, cutoff)
+    assert (cells < 1).any(), "the case this test covers: vesin's rescaled grid has no cells"
+    i, j, S, d = neighbour_list("ijSd", atoms, cutoff)
+    assert _as_set(i, j, S) == _as_set(*ase_neighbor_list("ijS", atoms, cutoff))
+    i, j, S, reverse = neighbour_pairs(atoms, cutoff)
+    assert _as_set(i, j, S) == _as_set(*ase_neighbor_list("ijS", atoms, cutoff))
+
+
+def test_a_huge_periodic_cell_vector_is_searched():
+    atoms = _far_apart(2.0, True)
+    atoms.cell[0, 0] = 1e20
+    i, j, S = neighbour_list("ijS", atoms, 6.0)
+    assert _as_set(i, j, S) == _as_set(*ase_neighbor_list("ijS", atoms, 6.0))
+    assert len(i) == 6
+
+
+@pytest.mark.parametrize("cell", [np.eye(3) * 1e-3,                           # tiny cell
+                                  [[10, 0, 0], [1e10, 10, 0], [0, 0, 10]]],   # skewed basis
+                         ids=["tiny", "skewed"])
+def test_a_cell_too_thin_to_search_is_refused_quickly(cell):
+    atoms = Atoms("H", positions=[[0, 0, 0]], cell=cell, pbc=True)
+    with pytest.raises(ValueError, match="too thin for a 0.5 Å neighbour search.*niggli_reduce"):
+        neighbour_list("ijd", atoms, 0.5)
+    with pytest.raises(ValueError, match="too thin"):
+        neighbour_pairs(atoms, 0.5)
+
+
+def test_ordinary_cells_are_within_the_search_limit():
+    for name, atoms in SYSTEMS.items():
+        _, searched = search_grid(atoms.positions, atoms.cell.array, atoms.pbc, 6.5)
+        assert np.prod(2 * searched + 1) <= 1e4, name  # limit: MAX_SEARCHED_CELLS = 1e6

@@ -184,11 +184,14 @@ def ingest(
                         atoms, energy, forces, stress, path, k,
                         require_energy=not allow_unlabelled, require_forces=not allow_unlabelled,
                     )
+                    config_type = str(atoms.info.get("config_type", ""))
+                    if "\x00" in config_type:  # HDF5 strings end at NUL
+                        raise ConfigurationError(path, k, "config_type contains a NUL character")
                     writer.append(
                         atoms.get_atomic_numbers(), atoms.get_positions(), atoms.get_cell()[:],
                         atoms.get_pbc(), energy=energy, forces=forces,
                         stress=None if stress is None else _to_voigt(stress),
-                        config_type=str(atoms.info.get("config_type", "")),
+                        config_type=config_type,
                         source=source, source_index=k,
                     )
                     n_here += 1

@@ -28,10 +28,17 @@ def _require_finite(values, what, path, index):
 
 
 def _periodic_measure(cell: np.ndarray, pbc: np.ndarray) -> float:
-    """Volume (area, length) spanned by the periodic cell vectors: sqrt(det(Gram))."""
+    """Volume (area, length) spanned by the periodic cell vectors (Å³, Å², Å).
+
+    |det|, |a × b| and |a| rather than sqrt(det(Gram)): the Gram determinant cancels
+    catastrophically for long, skewed vectors and would call a good cell flat.
+    """
     vectors = cell[pbc]
-    gram = vectors @ vectors.T
-    return float(np.sqrt(max(np.linalg.det(gram), 0.0)))
+    if len(vectors) == 3:
+        return float(abs(np.linalg.det(vectors)))
+    if len(vectors) == 2:
+        return float(np.linalg.norm(np.cross(vectors[0], vectors[1])))
+    return float(np.linalg.norm(vectors[0]))
 
 
 def validate_configuration(
@@ -87,7 +94,10 @@ def validate_configuration(
             )
         _require_finite(stress, "stress", path, index)
 
-    i, j, d = neighbour_list("ijd", atoms, MIN_DISTANCE)
+    try:
+        i, j, d = neighbour_list("ijd", atoms, MIN_DISTANCE)
+    except ValueError as error:  # a cell too thin to search
+        raise ConfigurationError(path, index, str(error)) from None
     if len(i):
         k = int(np.argmin(d))
         what = "an atom and its own periodic image" if i[k] == j[k] else f"atoms {i[k]} and {j[k]}"
