@@ -13,6 +13,10 @@ import os
 import tempfile
 from pathlib import Path
 
+import h5py
+
+from pesnet.errors import DataFormatError, InputError
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -50,3 +54,28 @@ def sha256_file(path, block_size: int = 1 << 20) -> str:
         for block in iter(lambda: handle.read(block_size), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def open_hdf5(path, kind: str):
+    """Open an existing HDF5 file for reading: an :class:`~pesnet.errors.InputError` if it
+    does not exist, a :class:`~pesnet.errors.DataFormatError` if it is not HDF5. ``kind``
+    names the file in the messages ("dataset", "features", "model")."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such {kind} file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise DataFormatError(f"{path}: not an HDF5 file ({error})") from None
+
+
+def check_format(attrs, where: str, kind: str, name: str, version: int) -> None:
+    """Raise :class:`~pesnet.errors.DataFormatError` unless ``attrs`` (an HDF5 object's
+    attributes) say format ``name`` at a ``format_version`` this pesnet reads (≤ ``version``)."""
+    if attrs.get("format") != name:
+        raise DataFormatError(f"{where}: not a pesnet {kind} (format attribute "
+                              f"{attrs.get('format')!r})")
+    found = int(attrs.get("format_version", -1))
+    if found > version:
+        raise DataFormatError(f"{where}: {kind} format version {found} is newer than this "
+                              f"pesnet supports ({version}); upgrade pesnet")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pesnet.cli.tracking_options import add_tracking_arguments, tracking_from_args
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -22,27 +24,18 @@ def register(subparsers) -> None:
     parser.add_argument("--rounds", type=int, help="number of rounds (default: the spec's)")
     parser.add_argument("--run-dir", type=Path,
                         help="the pipeline's run directory (default: runs/NAME)")
-    parser.add_argument("--tracking-uri",
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-                        "sqlite:///<cwd>/mlruns/mlflow.db)")
-    parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_tracking_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from pesnet.pipeline.active_learning import run_active_learning
     from pesnet.pipeline.spec import load_spec
-    from pesnet.tracking.store import TrackingError, configure_mlflow, describe, \
-        resolve_tracking_uri
+    from pesnet.tracking.store import TrackingError
 
     pipeline = load_spec(args.spec)
-    tracking = not args.no_tracking
-    uri = resolve_tracking_uri(args.tracking_uri) if tracking else None
-    if tracking:
-        configure_mlflow(quiet=True)
+    tracking, uri, where = tracking_from_args(args)
     run_dir = args.run_dir or Path("runs") / pipeline.name
-    where = f"tracking {describe(uri)}" if tracking else "tracking off"
     print(f"pesnet active-learn {pipeline.name}: {run_dir}/, {where}", flush=True)
     result = run_active_learning(pipeline, run_dir=run_dir, rounds=args.rounds,
                                  tracking=tracking, tracking_uri=uri, progress=not args.quiet)

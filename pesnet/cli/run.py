@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pesnet.cli.tracking_options import add_tracking_arguments, tracking_from_args
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -20,12 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("--run-dir", type=Path,
                         help="directory for the run's files (default: runs/NAME)")
     parser.add_argument("--force", action="store_true", help="rerun every step")
-    parser.add_argument("--tracking-uri",
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-                        "sqlite:///<cwd>/mlruns/mlflow.db)")
-    parser.add_argument("--no-tracking", action="store_true",
-                        help="do not log to MLflow (the log and register steps are off)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_tracking_arguments(parser, "do not log to MLflow (the log and register steps are off)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="featurize and train on a Dask cluster: a scheduler address "
                         "(tcp://host:8786) or \"local\" (overrides the spec's [compute]; needs "
@@ -39,16 +36,11 @@ def run(args) -> int:
     from pesnet.pipeline.runner import run_pipeline, summary_lines
     from pesnet.pipeline.spec import compute_spec, load_spec
     from pesnet.potential.evaluate import format_metrics
-    from pesnet.tracking.store import TrackingError, configure_mlflow, describe, \
-        resolve_tracking_uri
+    from pesnet.tracking.store import TrackingError
 
     pipeline = load_spec(args.spec)
     compute = compute_spec(pipeline.spec, args.scheduler, args.workers)
-    tracking = not args.no_tracking
-    uri = resolve_tracking_uri(args.tracking_uri) if tracking else None
-    if tracking:
-        configure_mlflow(quiet=True)
-    where = f"tracking {describe(uri)}" if tracking else "tracking off"
+    tracking, uri, where = tracking_from_args(args)
     if compute is not None:
         where += f", compute on Dask ({compute.scheduler})"
     run_dir = args.run_dir or Path("runs") / pipeline.name

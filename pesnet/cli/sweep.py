@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pesnet.cli.tracking_options import add_tracking_arguments, tracking_from_args
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -28,27 +30,19 @@ def register(subparsers) -> None:
                         help="worker processes of a local cluster (default: one per core)")
     parser.add_argument("--run-dir", type=Path,
                         help="directory for the sweep's files (default: runs/NAME-sweep)")
-    parser.add_argument("--tracking-uri",
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
-                        "sqlite:///<cwd>/mlruns/mlflow.db)")
-    parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_tracking_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from pesnet.distributed.sweep import describe_point, format_table, parse_grid, run_sweep
     from pesnet.pipeline.spec import ComputeSpec, compute_spec, load_spec
-    from pesnet.tracking.store import TrackingError, configure_mlflow, describe, \
-        resolve_tracking_uri
+    from pesnet.tracking.store import TrackingError
 
     pipeline = load_spec(args.spec)
     grid = parse_grid(args.grid)
     compute = compute_spec(pipeline.spec, args.scheduler, args.workers) or ComputeSpec()
-    tracking = not args.no_tracking
-    uri = resolve_tracking_uri(args.tracking_uri) if tracking else None
-    if tracking:
-        configure_mlflow(quiet=True)
+    tracking, uri, where = tracking_from_args(args)
     result = run_sweep(pipeline, grid, compute, run_dir=args.run_dir, tracking=tracking,
                        tracking_uri=uri, progress=not args.quiet)
     print(f"\n{result.split} metrics ({pipeline.name}, {len(result.points)} points)")
@@ -59,8 +53,8 @@ def run(args) -> int:
         print(f"best: {best.name} ({describe_point(best.point)})")
     print(f"run directory: {result.run_dir}/ ({', '.join(['point-NNN/', 'sweep.json'])})")
     if tracking and result.run_id:
-        print(f"MLflow: sweep run {result.run_id} in experiment {pipeline.name}, store "
-              f"{describe(uri)} (one child run per point)")
+        print(f"MLflow: sweep run {result.run_id} in experiment {pipeline.name}, {where} "
+              f"(one child run per point)")
     if result.tracking_error:
         raise TrackingError(f"tracking failed: {result.tracking_error}; the models and metrics "
                             f"are in {result.run_dir}/")

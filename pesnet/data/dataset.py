@@ -16,11 +16,11 @@ import json
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
-import h5py
 import numpy as np
 
 from pesnet.data import schema
-from pesnet.errors import DataFormatError, InputError
+from pesnet.fileio import check_format, open_hdf5
+from pesnet.errors import DataFormatError
 
 
 class ConfigBatch(NamedTuple):
@@ -87,23 +87,13 @@ class Dataset:
 
     def __init__(self, path):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"{self.path}: no such dataset file")
+        self._file = open_hdf5(self.path, "dataset")
         try:
-            self._file = h5py.File(self.path, "r")
-        except OSError as error:
-            raise DataFormatError(f"{self.path}: not an HDF5 file ({error})") from None
-        fmt = self._file.attrs.get("format")
-        if fmt != schema.FORMAT_NAME:
+            check_format(self._file.attrs, str(self.path), "dataset", schema.FORMAT_NAME,
+                         schema.FORMAT_VERSION)
+        except DataFormatError:
             self._file.close()
-            raise DataFormatError(f"{self.path}: not a pesnet dataset (format attribute {fmt!r})")
-        version = int(self._file.attrs.get("format_version", -1))
-        if version > schema.FORMAT_VERSION:
-            self._file.close()
-            raise DataFormatError(
-                f"{self.path}: dataset format version {version} is newer than this pesnet "
-                f"supports ({schema.FORMAT_VERSION}); upgrade pesnet"
-            )
+            raise
         self.offsets = self._file["offsets"][:]
 
     # -- lifetime -----------------------------------------------------------------------

@@ -34,12 +34,12 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
-import h5py
 import numpy as np
 from ase.data import chemical_symbols
 
 from pesnet.descriptors.acsf import ACSF
-from pesnet.errors import DataFormatError, InputError
+from pesnet.errors import DataFormatError
+from pesnet.fileio import check_format, open_hdf5
 
 FORMAT_NAME = "pesnet-features"
 FORMAT_VERSION = 1
@@ -118,21 +118,13 @@ class FeaturesFile:
 
     def __init__(self, path):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"{self.path}: no such features file")
-        try:
-            self._file = h5py.File(self.path, "r")
-        except OSError as error:
-            raise DataFormatError(f"{self.path}: not an HDF5 file ({error})") from None
+        self._file = open_hdf5(self.path, "features")
         attrs = self._file.attrs
-        if attrs.get("format") != FORMAT_NAME:
+        try:
+            check_format(attrs, str(self.path), "features file", FORMAT_NAME, FORMAT_VERSION)
+        except DataFormatError:
             self._file.close()
-            raise DataFormatError(f"{self.path}: not a pesnet features file "
-                                  f"(format attribute {attrs.get('format')!r})")
-        if int(attrs.get("format_version", -1)) > FORMAT_VERSION:
-            self._file.close()
-            raise DataFormatError(f"{self.path}: features format version "
-                                  f"{attrs['format_version']} is newer than this pesnet supports")
+            raise
         self.params = json.loads(attrs["descriptor"])
         self.acsf = ACSF.from_params(self.params)
         self.labels = tuple(json.loads(attrs["labels"]))

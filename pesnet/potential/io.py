@@ -26,7 +26,7 @@ from ase.data import chemical_symbols
 from pesnet import __version__
 from pesnet.descriptors import ACSF
 from pesnet.errors import DataFormatError, InputError
-from pesnet.fileio import atomic_output
+from pesnet.fileio import atomic_output, check_format, open_hdf5
 from pesnet.nn.mlp import MLP
 from pesnet.potential.model import Potential
 
@@ -78,12 +78,7 @@ def save_model(potential: Potential, path) -> Path:
 
 def read_model_group(group: h5py.Group, where: str) -> Potential:
     """Rebuild a :class:`Potential` from a group written by :func:`write_model_group`."""
-    if group.attrs.get("format") != FORMAT_NAME:
-        raise DataFormatError(f"{where}: not a pesnet model (format {group.attrs.get('format')!r})")
-    version = int(group.attrs.get("format_version", -1))
-    if version > FORMAT_VERSION:
-        raise DataFormatError(f"{where}: model format version {version} is newer than this "
-                              f"pesnet supports ({FORMAT_VERSION}); upgrade pesnet")
+    check_format(group.attrs, where, "model", FORMAT_NAME, FORMAT_VERSION)
     try:
         descriptor = ACSF.from_params(json.loads(group.attrs["descriptor"]))
         elements = [int(z) for z in json.loads(group.attrs["elements"])]
@@ -105,12 +100,5 @@ def read_model_group(group: h5py.Group, where: str) -> Potential:
 
 def load_model(path) -> Potential:
     """Load a potential saved by :func:`save_model` (no pickle, no code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such model file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as error:
-        raise DataFormatError(f"{path}: not an HDF5 file ({error})") from None
-    with f:
+    with open_hdf5(path, "model") as f:
         return read_model_group(f, str(path))
