@@ -61,23 +61,19 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from pesnet.errors import InputError
+from pesnet.pipeline.spec_optional import ActiveLearningSpec, ComputeSpec, compute_spec
+from pesnet.pipeline.spec_table import NAME_PATTERN, SpecTable
 from pesnet.training.settings import TrainSettings
+
+__all__ = ["ActiveLearningSpec", "ComputeSpec", "Pipeline", "PipelineSpec", "compute_spec",
+           "flatten", "load_spec"]
 
 #: TrainSettings fields that live in other tables of the spec ([model], [ensemble]).
 _ELSEWHERE = {"hidden": "model.hidden", "activation": "model.activation",
               "n_members": "ensemble.members", "seed": "ensemble.seed",
               "bootstrap": "ensemble.bootstrap"}
 
-_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-
-
-class _Table(BaseModel):
-    """A spec table: unknown keys are errors, and TOML types are taken as they are."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class RecipeSpec(_Table):
+class RecipeSpec(SpecTable):
     """A seeded reference-data recipe (``pesnet generate --list`` shows them)."""
 
     name: str
@@ -99,7 +95,7 @@ class RecipeSpec(_Table):
         return self
 
 
-class DatasetSpec(_Table):
+class DatasetSpec(SpecTable):
     """Where the labelled configurations come from: ``files`` or a ``recipe`` (not both)."""
 
     files: list[str] = Field(default_factory=list)
@@ -117,7 +113,7 @@ class DatasetSpec(_Table):
         return self
 
 
-class SplitSpec(_Table):
+class SplitSpec(SpecTable):
     """Train/validation/test fractions and the seed of the shuffle."""
 
     fractions: list[float] = Field(default_factory=lambda: [0.8, 0.1, 0.1])
@@ -133,7 +129,7 @@ class SplitSpec(_Table):
         return self
 
 
-class DescriptorSpec(_Table):
+class DescriptorSpec(SpecTable):
     """ACSF parameters: pesnet's default set (cutoff, angular_cutoff, n_radial) or explicit
     g2/g3/g4/g5 lists as in DScribe. ``elements`` defaults to the dataset's."""
 
@@ -178,14 +174,14 @@ class DescriptorSpec(_Table):
         return self
 
 
-class ModelSpec(_Table):
+class ModelSpec(SpecTable):
     """Architecture of every element's network."""
 
     hidden: list[int] = Field(default_factory=lambda: list(TrainSettings().hidden))
     activation: str = TrainSettings().activation
 
 
-class EnsembleSpec(_Table):
+class EnsembleSpec(SpecTable):
     """Ensemble size and seed: member m of seed s draws its initial weights and bootstrap
     weights from its own streams (:func:`pesnet.nn.initializers.member_rng`)."""
 
@@ -205,114 +201,32 @@ def _train_table() -> type[BaseModel]:
         kind = hints[f.name]
         kind = {tuple: list}.get(kind, kind)
         fields[f.name] = (Optional[kind], None)
-    return create_model("TrainSpec", __base__=_Table, **fields)
+    return create_model("TrainSpec", __base__=SpecTable, **fields)
 
 
 TrainSpec = _train_table()
 
 
-class EvaluateSpec(_Table):
+class EvaluateSpec(SpecTable):
     """Which split the final metrics and plots are computed on."""
 
     split: Literal["test", "validation", "train", "all"] = "test"
 
 
-class RegisterSpec(_Table):
+class RegisterSpec(SpecTable):
     """Model Registry entry; ``name`` defaults to the pipeline's name."""
 
     enabled: bool = True
-    name: Optional[str] = Field(None, pattern=_NAME_PATTERN)
+    name: Optional[str] = Field(None, pattern=NAME_PATTERN)
 
 
-class ComputeSpec(_Table):
-    """Where featurization and training run: a Dask scheduler's address, or ``"local"`` for
-    ``workers`` processes on this machine (default: one per core) with ``threads_per_worker``
-    threads each. ``member_groups`` splits the ensemble (default: one group per worker
-    thread); ``retries`` re-runs a failed task. Results are identical to an in-process run,
-    so this table never makes a step stale."""
-
-    scheduler: str = "local"
-    workers: Optional[int] = Field(None, ge=1)
-    threads_per_worker: int = Field(1, ge=1)
-    member_groups: Optional[int] = Field(None, ge=1)
-    retries: int = Field(2, ge=0)
-
-    @model_validator(mode="after")
-    def _address(self):
-        from pesnet.distributed.cluster import check_scheduler
-
-        try:
-            check_scheduler(self.scheduler)
-        except InputError as error:
-            raise ValueError(str(error)) from None
-        if self.workers is not None and self.scheduler != "local":
-            raise ValueError("workers applies to scheduler = \"local\" only (a remote "
-                             "cluster has the workers it was started with)")
-        return self
-
-
-class ActiveLearningSpec(_Table):
-    """``pesnet active-learn``: ``rounds`` of MD with the current ensemble from seed
-    structures, picking frames whose largest atomic force spread (calibrated, eV/Å) exceeds
-    ``threshold`` — or, if not given, the ``quantile`` of that spread over the training
-    configurations — at least ``min_spacing`` MD steps apart and at most ``max_new`` per
-    round; they are labelled with ``calculator`` (default: the dataset recipe's), appended to
-    the dataset and the model is retrained. ``seed_structures`` (files, default ``n_seeds``
-    training configurations) start the MD; MD of a structure stops once the spread exceeds
-    ``stop_threshold``. ``holdout`` files are scored after every round. See
-    :mod:`pesnet.pipeline.active_learning`."""
-
-    rounds: int = Field(3, ge=1)
-    calculator: Optional[str] = None
-    seed_structures: list[str] = Field(default_factory=list)
-    n_seeds: int = Field(2, ge=1)
-    temperature_K: float | list[float] = 600.0
-    md_steps: int = Field(500, ge=1)
-    timestep_fs: float = Field(2.0, gt=0)
-    friction: float = Field(0.02, gt=0)
-    threshold: Optional[float] = Field(None, gt=0)
-    quantile: Optional[float] = Field(None, gt=0, lt=1)
-    stop_threshold: Optional[float] = Field(None, gt=0)
-    min_spacing: int = Field(10, ge=1)
-    max_new: int = Field(20, ge=1)
-    holdout: list[str] = Field(default_factory=list)
-    seed: int = Field(0, ge=0)
-
-    @model_validator(mode="after")
-    def _valid(self):
-        from pesnet.data.calculators import available_calculators
-
-        if self.threshold is not None and self.quantile is not None:
-            raise ValueError("give threshold (eV/Å) or quantile, not both")
-        temperatures = self.temperatures
-        if not temperatures or any(t <= 0 for t in temperatures):
-            raise ValueError("temperature_K must be positive (a number or a list)")
-        if self.calculator is not None and self.calculator not in available_calculators():
-            raise ValueError(f"unknown calculator {self.calculator!r}; known: "
-                             f"{', '.join(sorted(available_calculators()))}")
-        if (self.stop_threshold is not None and self.threshold is not None
-                and self.stop_threshold <= self.threshold):
-            raise ValueError("stop_threshold must exceed threshold")
-        return self
-
-    @property
-    def temperatures(self) -> list[float]:
-        t = self.temperature_K
-        return [float(x) for x in t] if isinstance(t, list) else [float(t)]
-
-    @property
-    def selection_quantile(self) -> float | None:
-        """The quantile used when no absolute threshold is given (default 0.95)."""
-        return None if self.threshold is not None else (self.quantile or 0.95)
-
-
-class PipelineSpec(_Table):
+class PipelineSpec(SpecTable):
     """The whole spec (see the module doc). The [register] table is the attribute
     ``registry`` (``register`` is taken by Python's ABC machinery)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
-    name: str = Field(pattern=_NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     dataset: DatasetSpec
     split: SplitSpec = SplitSpec()
@@ -383,28 +297,6 @@ class Pipeline:
                          if k not in _ELSEWHERE}
         tree["register"]["name"] = self.spec.model_name
         return flatten(tree)
-
-
-def compute_spec(spec: PipelineSpec, scheduler: str | None = None,
-                 workers: int | None = None) -> ComputeSpec | None:
-    """The spec's [compute] table with ``--scheduler``/``--workers`` applied (None: run
-    in-process). ``workers`` alone means a local cluster; a new address drops the table's
-    local worker count."""
-    if scheduler is None and workers is None:
-        return spec.compute
-    table = spec.compute.model_dump() if spec.compute is not None else {}
-    if scheduler is not None:
-        table["scheduler"] = scheduler
-        if scheduler != "local" and workers is None:
-            table["workers"] = None
-    if workers is not None:
-        table["workers"] = workers
-    try:
-        return ComputeSpec.model_validate(table)
-    except ValidationError as error:
-        raise InputError("--scheduler/--workers: "
-                         + error.errors(include_url=False)[0]["msg"].removeprefix(
-                             "Value error, ")) from None
 
 
 def _resolve(root: Path, name: str) -> Path:

@@ -1,0 +1,119 @@
+"""The optional tables of a pipeline spec (:mod:`pesnet.pipeline.spec`): ``[compute]`` (run
+featurization and training on a Dask cluster) and ``[active_learning]`` (``pesnet
+active-learn``), and :func:`compute_spec`, which applies ``--scheduler``/``--workers``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from pydantic import Field, ValidationError, model_validator
+
+from pesnet.errors import InputError
+from pesnet.pipeline.spec_table import SpecTable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pesnet.pipeline.spec import PipelineSpec
+
+
+class ComputeSpec(SpecTable):
+    """Where featurization and training run: a Dask scheduler's address, or ``"local"`` for
+    ``workers`` processes on this machine (default: one per core) with ``threads_per_worker``
+    threads each. ``member_groups`` splits the ensemble (default: one group per worker
+    thread); ``retries`` re-runs a failed task. Results are identical to an in-process run,
+    so this table never makes a step stale."""
+
+    scheduler: str = "local"
+    workers: Optional[int] = Field(None, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    member_groups: Optional[int] = Field(None, ge=1)
+    retries: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _address(self):
+        from pesnet.distributed.cluster import check_scheduler
+
+        try:
+            check_scheduler(self.scheduler)
+        except InputError as error:
+            raise ValueError(str(error)) from None
+        if self.workers is not None and self.scheduler != "local":
+            raise ValueError("workers applies to scheduler = \"local\" only (a remote "
+                             "cluster has the workers it was started with)")
+        return self
+
+
+class ActiveLearningSpec(SpecTable):
+    """``pesnet active-learn``: ``rounds`` of MD with the current ensemble from seed
+    structures, picking frames whose largest atomic force spread (calibrated, eV/Å) exceeds
+    ``threshold`` — or, if not given, the ``quantile`` of that spread over the training
+    configurations — at least ``min_spacing`` MD steps apart and at most ``max_new`` per
+    round; they are labelled with ``calculator`` (default: the dataset recipe's), appended to
+    the dataset and the model is retrained. ``seed_structures`` (files, default ``n_seeds``
+    training configurations) start the MD; MD of a structure stops once the spread exceeds
+    ``stop_threshold``. ``holdout`` files are scored after every round. See
+    :mod:`pesnet.pipeline.active_learning`."""
+
+    rounds: int = Field(3, ge=1)
+    calculator: Optional[str] = None
+    seed_structures: list[str] = Field(default_factory=list)
+    n_seeds: int = Field(2, ge=1)
+    temperature_K: float | list[float] = 600.0
+    md_steps: int = Field(500, ge=1)
+    timestep_fs: float = Field(2.0, gt=0)
+    friction: float = Field(0.02, gt=0)
+    threshold: Optional[float] = Field(None, gt=0)
+    quantile: Optional[float] = Field(None, gt=0, lt=1)
+    stop_threshold: Optional[float] = Field(None, gt=0)
+    min_spacing: int = Field(10, ge=1)
+    max_new: int = Field(20, ge=1)
+    holdout: list[str] = Field(default_factory=list)
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _valid(self):
+        from pesnet.data.calculators import available_calculators
+
+        if self.threshold is not None and self.quantile is not None:
+            raise ValueError("give threshold (eV/Å) or quantile, not both")
+        temperatures = self.temperatures
+        if not temperatures or any(t <= 0 for t in temperatures):
+            raise ValueError("temperature_K must be positive (a number or a list)")
+        if self.calculator is not None and self.calculator not in available_calculators():
+            raise ValueError(f"unknown calculator {self.calculator!r}; known: "
+                             f"{', '.join(sorted(available_calculators()))}")
+        if (self.stop_threshold is not None and self.threshold is not None
+                and self.stop_threshold <= self.threshold):
+            raise ValueError("stop_threshold must exceed threshold")
+        return self
+
+    @property
+    def temperatures(self) -> list[float]:
+        t = self.temperature_K
+        return [float(x) for x in t] if isinstance(t, list) else [float(t)]
+
+    @property
+    def selection_quantile(self) -> float | None:
+        """The quantile used when no absolute threshold is given (default 0.95)."""
+        return None if self.threshold is not None else (self.quantile or 0.95)
+
+
+def compute_spec(spec: PipelineSpec, scheduler: str | None = None,
+                 workers: int | None = None) -> ComputeSpec | None:
+    """The spec's [compute] table with ``--scheduler``/``--workers`` applied (None: run
+    in-process). ``workers`` alone means a local cluster; a new address drops the table's
+    local worker count."""
+    if scheduler is None and workers is None:
+        return spec.compute
+    table = spec.compute.model_dump() if spec.compute is not None else {}
+    if scheduler is not None:
+        table["scheduler"] = scheduler
+        if scheduler != "local" and workers is None:
+            table["workers"] = None
+    if workers is not None:
+        table["workers"] = workers
+    try:
+        return ComputeSpec.model_validate(table)
+    except ValidationError as error:
+        raise InputError("--scheduler/--workers: "
+                         + error.errors(include_url=False)[0]["msg"].removeprefix(
+                             "Value error, ")) from None
