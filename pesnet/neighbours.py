@@ -23,9 +23,12 @@ except ImportError:  # pragma: no cover - exercised only without vesin
 
 #: vesin's cap on the number of cells in its cell list (``MAX_NUMBER_OF_CELLS`` in vesin 0.6).
 _VESIN_MAX_CELLS = 1e5
-#: Image cells searched around each cell (product over the three directions) above which a
-#: search is refused: both vesin and ASE would loop (or allocate) for minutes.
+#: Periodic images searched around each cell (product over the periodic directions) above
+#: which a search is refused: both vesin and ASE would loop (or allocate) for minutes.
 MAX_SEARCHED_CELLS = 1e6
+#: Neighbouring cells (product over all directions) above which vesin's loop over them costs
+#: more than ASE's binning; only a cutoff far beyond a small molecule's size gets there.
+_VESIN_MAX_SEARCHED = 1e4
 
 
 def _box_for_search(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
@@ -57,9 +60,9 @@ def search_grid(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff
 
     Returns ``cells`` (3,) float — cells per direction after vesin's cap of 10⁵ cells (a zero
     here means vesin would divide by zero, which kills the process with SIGFPE) — and
-    ``searched`` (3,) float (may be inf), the cells searched on each side along each direction. The spacing
-    of a periodic direction is the distance between the cell's opposite faces; of an open
-    direction, the atoms' extent (at least 1 Å) plus 1%.
+    ``searched`` (3,) float (may be inf), the cells searched on each side along each
+    direction. The spacing of a periodic direction is the distance between the cell's
+    opposite faces; of an open direction, the atoms' extent (at least 1 Å) plus 1%.
     """
     box = _box_for_search(cell, pbc)
     normals = np.cross(box[[1, 2, 0]], box[[2, 0, 1]])
@@ -81,9 +84,9 @@ def search_grid(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff
     return cells, searched
 
 
-def _check_searchable(atoms, cutoff: float, searched: np.ndarray) -> None:
-    """Refuse a search over more image cells than :data:`MAX_SEARCHED_CELLS`."""
-    n_cells = float(np.prod(2.0 * searched + 1.0))
+def _check_searchable(atoms, cutoff: float, searched: np.ndarray, pbc: np.ndarray) -> None:
+    """Refuse a search over more periodic images than :data:`MAX_SEARCHED_CELLS`."""
+    n_cells = float(np.prod(2.0 * searched[pbc] + 1.0))
     if n_cells > MAX_SEARCHED_CELLS:
         raise ValueError(
             f"the periodic cell is too thin for a {cutoff:g} Å neighbour search: "
@@ -106,8 +109,9 @@ def _half_list(atoms, cutoff: float, quantities: str):
         return None
     pbc = np.asarray(atoms.pbc, dtype=bool)
     cells, searched = search_grid(positions, np.asarray(atoms.cell.array), pbc, float(cutoff))
-    _check_searchable(atoms, cutoff, searched)
-    if _VesinNeighborList is None or not (cells >= 1).all():
+    _check_searchable(atoms, cutoff, searched, pbc)
+    if (_VesinNeighborList is None or not (cells >= 1).all()
+            or np.prod(2.0 * searched + 1.0) > _VESIN_MAX_SEARCHED):
         return None
     try:
         search = _VesinNeighborList(cutoff=float(cutoff), full_list=False)

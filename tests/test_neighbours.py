@@ -134,3 +134,11 @@ def test_ordinary_cells_are_within_the_search_limit():
     for name, atoms in SYSTEMS.items():
         _, searched = search_grid(atoms.positions, atoms.cell.array, atoms.pbc, 6.5)
         assert np.prod(2 * searched + 1) <= 1e4, name  # limit: MAX_SEARCHED_CELLS = 1e6
+
+
+def test_a_cutoff_far_beyond_a_small_molecule_is_searched():
+    """Open directions multiply no images: a 60 Å cutoff on a 2-atom molecule is fine."""
+    atoms = Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]])
+    i, j, d = neighbour_list("ijd", atoms, 60.0)
+    assert sorted(zip(i.tolist(), j.tolist())) == [(0, 1), (1, 0)]
+    np.testing.assert_allclose(d, 0.74)
