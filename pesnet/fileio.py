@@ -56,17 +56,25 @@ def sha256_file(path, block_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def open_hdf5(path, kind: str):
+def open_hdf5(path, kind: str, format_name: str | None = None, version: int | None = None):
     """Open an existing HDF5 file for reading: an :class:`~pesnet.errors.InputError` if it
-    does not exist, a :class:`~pesnet.errors.DataFormatError` if it is not HDF5. ``kind``
-    names the file in the messages ("dataset", "features", "model")."""
+    does not exist, a :class:`~pesnet.errors.DataFormatError` if it is not HDF5 or (with
+    ``format_name``) its root does not pass :func:`check_format` (the file is closed then).
+    ``kind`` names the file in the messages ("dataset", "features file", "model")."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such {kind} file")
+        raise InputError(f"{path}: no such {kind.removesuffix(' file')} file")
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as error:
         raise DataFormatError(f"{path}: not an HDF5 file ({error})") from None
+    if format_name is not None:
+        try:
+            check_format(f.attrs, str(path), kind, format_name, version)
+        except DataFormatError:
+            f.close()
+            raise
+    return f
 
 
 def check_format(attrs, where: str, kind: str, name: str, version: int) -> None:

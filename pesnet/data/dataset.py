@@ -19,8 +19,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from pesnet.data import schema
-from pesnet.fileio import check_format, open_hdf5
-from pesnet.errors import DataFormatError
+from pesnet.fileio import open_hdf5
 
 
 class ConfigBatch(NamedTuple):
@@ -87,13 +86,7 @@ class Dataset:
 
     def __init__(self, path):
         self.path = Path(path)
-        self._file = open_hdf5(self.path, "dataset")
-        try:
-            check_format(self._file.attrs, str(self.path), "dataset", schema.FORMAT_NAME,
-                         schema.FORMAT_VERSION)
-        except DataFormatError:
-            self._file.close()
-            raise
+        self._file = open_hdf5(self.path, "dataset", schema.FORMAT_NAME, schema.FORMAT_VERSION)
         self.offsets = self._file["offsets"][:]
 
     # -- lifetime -----------------------------------------------------------------------

@@ -39,7 +39,7 @@ from ase.data import chemical_symbols
 
 from pesnet.descriptors.acsf import ACSF
 from pesnet.errors import DataFormatError
-from pesnet.fileio import check_format, open_hdf5
+from pesnet.fileio import open_hdf5
 
 FORMAT_NAME = "pesnet-features"
 FORMAT_VERSION = 1
@@ -118,13 +118,8 @@ class FeaturesFile:
 
     def __init__(self, path):
         self.path = Path(path)
-        self._file = open_hdf5(self.path, "features")
+        self._file = open_hdf5(self.path, "features file", FORMAT_NAME, FORMAT_VERSION)
         attrs = self._file.attrs
-        try:
-            check_format(attrs, str(self.path), "features file", FORMAT_NAME, FORMAT_VERSION)
-        except DataFormatError:
-            self._file.close()
-            raise
         self.params = json.loads(attrs["descriptor"])
         self.acsf = ACSF.from_params(self.params)
         self.labels = tuple(json.loads(attrs["labels"]))
