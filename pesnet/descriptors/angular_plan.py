@@ -17,10 +17,12 @@ import numpy as np
 
 from pesnet.descriptors.angular import _Group, _power, plan_angular
 
-#: Elements of the (B, n_matrices, m, m) work array of one block of centres (measured on
-#: 108- and 500-atom Cu at 4 Å, one core: B ≈ 40-60 centres, 2 MB, is best; smaller blocks
-#: pay NumPy's per-call overhead more often, larger ones leave the cache).
-BLOCK_ELEMENTS = 1 << 18
+#: Elements of the (B, n_matrices, m, m) work array of one block of centres. Measured on
+#: 108- and 500-atom Cu at 4 Å, one core, median of 60 (12) one-off predictions, three
+#: interleaved rounds: 2¹⁹ (4 MB, B ≈ 70-80) 7.9-8.7 ms (35.4-36.7 ms), 2¹⁸ 8.6-9.0 ms
+#: (37.4-40.1 ms); 2¹⁷ and 2²⁰ slower still. Smaller blocks pay NumPy's per-call overhead
+#: more often, larger ones leave the cache. (An earlier machine state preferred 2¹⁸.)
+BLOCK_ELEMENTS = 1 << 19
 
 #: Largest integer ζ for which angular terms use the monomial basis c^n ∘ P (see _plan).
 MONOMIAL_MAX_ZETA = 4
