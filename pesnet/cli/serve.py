@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pesnet.cli.tracking_options import add_server_arguments
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -14,11 +16,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("name", help="registered model name (a pipeline's name)")
     parser.add_argument("--version", help="model version (default: the latest)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=5001, help="port (default 5001)")
-    parser.add_argument("--workers", type=int, default=1, help="server workers (default 1)")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
-                        "else ./mlruns/mlflow.db)")
+    add_server_arguments(parser, port=5001)
     parser.set_defaults(func=run)
 
 

@@ -1,5 +1,6 @@
-"""The MLflow options shared by the commands that run a pipeline spec (``run``,
-``active-learn``, ``sweep``): ``--tracking-uri``, ``--no-tracking`` and ``--quiet``."""
+"""The MLflow options shared by several commands: ``--tracking-uri``, ``--no-tracking`` and
+``--quiet`` of those that run a pipeline spec (``run``, ``active-learn``, ``sweep``), and the
+server options of ``serve`` and ``ui``."""
 
 from __future__ import annotations
 
@@ -24,3 +25,13 @@ def tracking_from_args(args) -> tuple[bool, str | None, str]:
     uri = resolve_tracking_uri(args.tracking_uri)
     configure_mlflow(quiet=True)
     return True, uri, f"tracking {describe(uri)}"
+
+
+def add_server_arguments(parser, port: int) -> None:
+    """Add ``--host``, ``--port`` (default ``port``), ``--workers`` and ``--tracking-uri`` for a
+    command that starts an MLflow server."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=port, help=f"port (default {port})")
+    parser.add_argument("--workers", type=int, default=1, help="server workers (default 1)")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
+                        "else ./mlruns/mlflow.db)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pesnet.cli.tracking_options import add_server_arguments
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -11,11 +13,7 @@ def register(subparsers) -> None:
         "pesnet run logs to. With a remote $MLFLOW_TRACKING_URI the server already is the "
         "dashboard: its address is printed instead.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    parser.add_argument("--workers", type=int, default=1, help="server workers (default 1)")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
-                        "else ./mlruns/mlflow.db)")
+    add_server_arguments(parser, port=5000)
     parser.set_defaults(func=run)
 
 
