@@ -3,7 +3,8 @@
 For a batch of N atoms with F features each, the stored derivative blocks
 ``D_b = ∂G_{i_b}/∂r_{j_b}`` (F × 3, 1/Å), sorted by centre atom ``i_b``, are exactly the
 non-zero blocks of the Jacobian ``J = ∂G/∂r`` of shape (N·F, 3N); SciPy's BSR format takes them
-without copying or sorting. With ``g_i = ∂E/∂G_i`` (eV per feature unit):
+without sorting, and the operator keeps the matrix as CSR (``Jᵀ`` is then a free CSC view).
+With ``g_i = ∂E/∂G_i`` (eV per feature unit):
 
 * forces:    ``F_j = −Σ_i D_ij^T g_i``, i.e. ``F = −Jᵀ g``           (:meth:`forces`)
 * pull-back: ``∂L/∂g_i = −Σ_j D_ij ∂L/∂F_j``, i.e. ``−J ∂L/∂F``      (:meth:`pullback`)
@@ -30,18 +31,18 @@ class ForceOperator:
         self.n_atoms = int(n_atoms)
         self.n_features = derivatives.shape[1]
         indptr = np.searchsorted(centres, np.arange(self.n_atoms + 1))
+        # built as BSR (SciPy takes the blocks as they are), kept as CSR: its products with
+        # the members' (rows, M) right-hand sides run ~15 % faster here, and its transpose is
+        # a free CSC view (a BSR transpose is a second copy of every block)
         self.jacobian = sp.bsr_matrix(
             (np.ascontiguousarray(derivatives), np.asarray(neighbours, dtype=np.int32), indptr),
             shape=(self.n_atoms * self.n_features, 3 * self.n_atoms),
-        )
-        self._transposed = None
+        ).tocsr()
 
     @property
     def transposed(self):
-        """``Jᵀ`` (3N, N·F), built once on first use (SciPy sorts the blocks by neighbour)."""
-        if self._transposed is None:
-            self._transposed = self.jacobian.T.tobsr()
-        return self._transposed
+        """``Jᵀ`` (3N, N·F): a CSC view of the Jacobian (no copy)."""
+        return self.jacobian.T
 
     def forces(self, g: np.ndarray) -> np.ndarray:
         """``F = −Jᵀ g``: ``g`` (M, N, F) → forces (M, N, 3) in eV/Å when g is in eV."""

@@ -94,6 +94,8 @@ def prepare_batches(features: FeaturesFile, labels: Labels, indices, batch_size:
         operator = None
         if forces and fb.derivatives is not None:
             operator = ForceOperator(fb.centres, fb.neighbours, fb.derivatives, len(fb.numbers))
+            # the operator holds the Jacobian now: the raw blocks need not stay in memory
+            fb = fb._replace(centres=None, neighbours=None, derivatives=None, block_offsets=None)
         weights = (np.ones((n_members, len(config))) if bootstrap_weights is None
                    else bootstrap_weights[:, pick])
         batches.append(PreparedBatch(fb, operator, energy, f, has_energy, has_f, counts, weights))
