@@ -1,4 +1,4 @@
-"""The descriptor Jacobian of a batch as a block-sparse matrix, and the two products forces need.
+"""The descriptor Jacobian of a batch as a sparse matrix, and the two products forces need.
 
 For a batch of N atoms with F features each, the stored derivative blocks
 ``D_b = ∂G_{i_b}/∂r_{j_b}`` (F × 3, 1/Å), sorted by centre atom ``i_b``, are exactly the
