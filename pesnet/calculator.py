@@ -37,10 +37,11 @@ from ase.calculators.calculator import (
 from ase.calculators.calculator import InputError as AseInputError
 from ase.data import chemical_symbols
 
+from pesnet.data.validate import structure_name, structure_problem
 from pesnet.descriptors.bonds import NeighbourCache
 from pesnet.errors import InputError
 
-__all__ = ["PESNetCalculator", "UnsupportedElementError"]
+__all__ = ["PESNetCalculator", "UnsupportedElementError", "InvalidStructureError"]
 
 
 class UnsupportedElementError(InputError, AseInputError):
@@ -49,6 +50,12 @@ class UnsupportedElementError(InputError, AseInputError):
     Both a pesnet :class:`~pesnet.errors.InputError` and an ASE
     :class:`ase.calculators.calculator.InputError`, so either family of handlers catches it.
     """
+
+
+class InvalidStructureError(InputError, AseInputError):
+    """The structure cannot be evaluated: no atoms, an invalid atomic number, NaN or infinite
+    positions or cell, or a periodic cell with zero volume (see
+    :func:`pesnet.data.validate.structure_problem`). Both a pesnet and an ASE ``InputError``."""
 
 
 def _symbol(z: int) -> str:
@@ -173,6 +180,9 @@ class PESNetCalculator(Calculator):
         unless only energies are asked for, stress only when asked for."""
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
+        problem = structure_problem(atoms)
+        if problem is not None:
+            raise InvalidStructureError(f"{structure_name(atoms)}: {problem}")
         self._check_elements(atoms)
         want_stress = "stress" in properties or "stress_std" in properties
         if want_stress and (atoms.cell.rank < 3 or not atoms.pbc.any()):
@@ -268,7 +278,8 @@ def _close(a, b, tol) -> bool:
         return False
     if a.dtype == bool or b.dtype == bool:
         return bool(np.array_equal(a, b))
-    return bool((np.abs(a - b) <= tol).all())
+    with np.errstate(invalid="ignore"):    # inf − inf: NaN, never close
+        return bool((np.abs(a - b) <= tol).all())
 
 
 def _find_model_file(root: Path) -> Path | None:

@@ -32,19 +32,52 @@ def atomic_output(path, suffix: str | None = None):
     existed before, it keeps its old contents).
     """
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=directory)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file name")
+    directory = path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp",
+                                   dir=directory)
+    except OSError as error:
+        raise InputError(f"{path}: cannot write here ({error.strerror or error})") from None
     os.close(fd)
     tmp = Path(tmp)
     os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the usual mode
     try:
         yield tmp
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as error:
+            raise InputError(f"{path}: cannot write here ({error.strerror or error})") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def check_output_path(path) -> Path:
+    """Raise :class:`~pesnet.errors.InputError` unless a file can be written at ``path``.
+
+    Commands call it before any work, so a bad ``-o`` costs nothing: ``path`` must not be a
+    directory, its directory must exist (it is not created: a typo in a directory name should
+    not silently make a new tree) and accept a new file, which is tried for real with a
+    temporary file (permission bits alone do not tell: root, read-only mounts, ``/proc``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist (create it first)"
+        raise InputError(f"{path}: directory {parent} {what}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as error:
+        raise InputError(f"{path}: cannot write into {parent} ({error.strerror or error})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
 
 
 def sha256_file(path, block_size: int = 1 << 20) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pesnet.errors import InputError
+
 try:  # vesin is a dependency; the fallback keeps pesnet usable where its wheel is missing
     from vesin import NeighborList as _VesinNeighborList
 except ImportError:  # pragma: no cover - exercised only without vesin
@@ -88,7 +90,7 @@ def _check_searchable(atoms, cutoff: float, searched: np.ndarray, pbc: np.ndarra
     """Refuse a search over more periodic images than :data:`MAX_SEARCHED_CELLS`."""
     n_cells = float(np.prod(2.0 * searched[pbc] + 1.0))
     if n_cells > MAX_SEARCHED_CELLS:
-        raise ValueError(
+        raise InputError(
             f"the periodic cell is too thin for a {cutoff:g} Å neighbour search: "
             f"{n_cells:.3g} image cells to search (limit {MAX_SEARCHED_CELLS:.0e}); "
             f"cell {np.asarray(atoms.cell.array).round(6).tolist()}, pbc "

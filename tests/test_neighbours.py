@@ -7,6 +7,7 @@ from ase.build import bulk, fcc111, molecule
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 from pesnet.descriptors.bonds import _reverse_bonds, build_pairs
+from pesnet.errors import InputError
 from pesnet.neighbours import neighbour_list, neighbour_pairs, search_grid
 
 
@@ -124,9 +125,9 @@ def test_a_huge_periodic_cell_vector_is_searched():
                          ids=["tiny", "skewed"])
 def test_a_cell_too_thin_to_search_is_refused_quickly(cell):
     atoms = Atoms("H", positions=[[0, 0, 0]], cell=cell, pbc=True)
-    with pytest.raises(ValueError, match="too thin for a 0.5 Å neighbour search.*niggli_reduce"):
+    with pytest.raises(InputError, match="too thin for a 0.5 Å neighbour search.*niggli_reduce"):
         neighbour_list("ijd", atoms, 0.5)
-    with pytest.raises(ValueError, match="too thin"):
+    with pytest.raises(InputError, match="too thin"):
         neighbour_pairs(atoms, 0.5)
 
 

@@ -59,7 +59,9 @@ def run(args) -> int:
     from pesnet.descriptors.acsf import ACSF
     from pesnet.descriptors.defaults import default_parameters
     from pesnet.descriptors.featurize import featurize, load_descriptor_params
+    from pesnet.fileio import check_output_path
 
+    check_output_path(args.output)
     if args.chunk_size < 1:
         raise InputError(f"--chunk-size must be at least 1, got {args.chunk_size}")
     if args.descriptor_params is not None:

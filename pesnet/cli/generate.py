@@ -32,7 +32,7 @@ def run(args) -> int:
 
     from pesnet.data.calculators import available_calculators, make_calculator
     from pesnet.data.recipes import RECIPES, run_recipe
-    from pesnet.fileio import atomic_output
+    from pesnet.fileio import atomic_output, check_output_path
 
     if args.list:
         print("recipes:")
@@ -48,6 +48,7 @@ def run(args) -> int:
         fmt = filetype(str(args.output), read=False)
     except UnknownFileTypeError:
         raise InputError(f"{args.output}: cannot tell the output format from its name") from None
+    check_output_path(args.output)
     name = args.calculator or RECIPES[args.recipe].default_calculator
     calculator = make_calculator(name)
     frames = list(run_recipe(args.recipe, calculator, seed=args.seed, scale=args.scale))

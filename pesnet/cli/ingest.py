@@ -29,7 +29,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pesnet.data.ingest import LabelKeys, ingest
     from pesnet.data.summary import summarize
+    from pesnet.fileio import check_output_path
 
+    check_output_path(args.output)
     keys = LabelKeys(energy=args.energy_key, forces=args.forces_key, stress=args.stress_key)
     ingest(args.inputs, args.output, fmt=args.fmt, index=args.index, keys=keys,
            allow_unlabelled=args.allow_unlabelled, progress=not args.quiet)

@@ -27,13 +27,21 @@ def run(args) -> int:
     import numpy as np
 
     from pesnet.data.ingest import check_readable, iter_configurations, resolve_format
-    from pesnet.fileio import atomic_output
+    from pesnet.data.validate import structure_problem
+    from pesnet.errors import ConfigurationError
+    from pesnet.fileio import atomic_output, check_output_path
     from pesnet.potential.io import load_model
 
+    check_output_path(args.output)
     model = load_model(args.model)
     check_readable(args.structures)
     fmt = resolve_format(args.structures, args.fmt)
-    frames = [atoms for _, atoms in iter_configurations(args.structures, fmt, args.index)]
+    frames = []
+    for index, atoms in iter_configurations(args.structures, fmt, args.index):
+        problem = structure_problem(atoms)
+        if problem is not None:
+            raise ConfigurationError(args.structures, index, problem)
+        frames.append(atoms)
     out = []
     for atoms in frames:
         p = model.predict(atoms, stress=bool(np.any(atoms.pbc)))

@@ -64,12 +64,15 @@ def load_settings(args):
 
 
 def run(args) -> int:
+    from pesnet.fileio import check_output_path
     from pesnet.potential.io import save_model
     from pesnet.training.progress import ProgressBar
     from pesnet.training.trainer import train_potential
 
     settings = load_settings(args)
     checkpoint = args.checkpoint or args.output.with_suffix(".ckpt.h5")
+    check_output_path(args.output)
+    check_output_path(checkpoint)
     callbacks = [] if args.quiet else [ProgressBar(settings.epochs)]
     result = train_potential(args.features, settings, dataset_path=args.dataset,
                              callbacks=callbacks, checkpoint_path=checkpoint, resume=args.resume)

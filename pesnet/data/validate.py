@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pesnet.errors import ConfigurationError
+from pesnet.errors import ConfigurationError, InputError
 from pesnet.neighbours import neighbour_list
 
 #: Atoms closer than this (Å) are taken as an input error (duplicated or corrupted atoms).
@@ -18,13 +18,20 @@ MIN_DISTANCE = 0.1
 MIN_PERIODIC_MEASURE = 1e-6
 
 
-def _require_finite(values, what, path, index):
+def _nonfinite(values, what) -> str | None:
+    """A message if ``values`` holds NaN or ±inf (naming the first place), else ``None``."""
     values = np.asarray(values, dtype=float)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        where = np.argwhere(bad)[0]
-        location = f" (first at {tuple(int(w) for w in where)})" if values.ndim else ""
-        raise ConfigurationError(path, index, f"{what} contains NaN or infinite values{location}")
+    if np.isfinite(values).all():
+        return None
+    where = np.argwhere(~np.isfinite(values))[0]
+    location = f" (first at {tuple(int(w) for w in where)})" if values.ndim else ""
+    return f"{what} contains NaN or infinite values{location}"
+
+
+def _require_finite(values, what, path, index):
+    problem = _nonfinite(values, what)
+    if problem:
+        raise ConfigurationError(path, index, problem)
 
 
 def _periodic_measure(cell: np.ndarray, pbc: np.ndarray) -> float:
@@ -41,6 +48,52 @@ def _periodic_measure(cell: np.ndarray, pbc: np.ndarray) -> float:
     return float(np.linalg.norm(vectors[0]))
 
 
+def structure_problem(atoms) -> str | None:
+    """Why ``atoms`` (an :class:`ase.Atoms`) cannot be evaluated, or ``None`` if it can.
+
+    Checks what every entry point needs before a neighbour search: at least one atom, atomic
+    numbers in 1–118, finite positions (Å) and cell (Å), and a periodic cell that spans a
+    non-zero volume (area, length) along its periodic directions. Cheap (no neighbour search):
+    the calculator runs it on every step.
+    """
+    numbers = np.asarray(atoms.numbers)
+    if len(numbers) == 0:
+        return "the structure has no atoms"
+    if numbers.min() < 1 or numbers.max() > 118:
+        bad = int(numbers[(numbers < 1) | (numbers > 118)][0])
+        return f"invalid atomic number {bad}"
+    problem = _nonfinite(atoms.positions, "positions")
+    if problem:
+        return problem
+    cell = np.asarray(atoms.cell.array, dtype=float)
+    problem = _nonfinite(cell, "cell")
+    if problem:
+        return problem
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if pbc.any() and _periodic_measure(cell, pbc) < MIN_PERIODIC_MEASURE:
+        kind = {3: "volume", 2: "area", 1: "length"}[int(pbc.sum())]
+        return f"periodic cell has zero {kind} (cell {cell.round(6).tolist()}, pbc {pbc.tolist()})"
+    return None
+
+
+def structure_name(atoms) -> str:
+    """``Atoms(Cu4)``, or ``Atoms(3 atoms)`` where an atomic number has no symbol."""
+    numbers = np.asarray(atoms.numbers)
+    if len(numbers) and (numbers.min() < 1 or numbers.max() > 118):
+        return f"Atoms({len(numbers)} atoms)"
+    return f"Atoms({atoms.get_chemical_formula()})"
+
+
+def check_structure(atoms, where: str | None = None) -> None:
+    """Raise :class:`~pesnet.errors.InputError` ``"{where} {name}: {problem}"`` if
+    :func:`structure_problem` finds one; ``where`` (e.g. ``"structure 3"``) and
+    :func:`structure_name` tell the user which structure."""
+    problem = structure_problem(atoms)
+    if problem is not None:
+        name = structure_name(atoms) if where is None else f"{where} ({structure_name(atoms)})"
+        raise InputError(f"{name}: {problem}")
+
+
 def validate_configuration(
     atoms, energy, forces, stress, path, index, require_energy=True, require_forces=True
 ) -> None:
@@ -50,22 +103,9 @@ def validate_configuration(
     (n_atoms, 3) or None) and ``stress`` (eV/Å³, (6,) or None) are its labels.
     """
     n_atoms = len(atoms)
-    if n_atoms == 0:
-        raise ConfigurationError(path, index, "configuration has no atoms")
-    numbers = atoms.get_atomic_numbers()
-    if (numbers < 1).any() or (numbers > 118).any():
-        bad = int(numbers[(numbers < 1) | (numbers > 118)][0])
-        raise ConfigurationError(path, index, f"invalid atomic number {bad}")
-    positions = atoms.get_positions()
-    _require_finite(positions, "positions", path, index)
-    cell = np.asarray(atoms.get_cell(), dtype=float)
-    _require_finite(cell, "cell", path, index)
-    pbc = np.asarray(atoms.get_pbc(), dtype=bool)
-    if pbc.any() and _periodic_measure(cell, pbc) < MIN_PERIODIC_MEASURE:
-        kind = {3: "volume", 2: "area", 1: "length"}[int(pbc.sum())]
-        raise ConfigurationError(
-            path, index, f"periodic cell has zero {kind} (cell {cell.round(6).tolist()}, pbc {pbc.tolist()})"
-        )
+    problem = structure_problem(atoms)
+    if problem is not None:
+        raise ConfigurationError(path, index, problem)
 
     if energy is None:
         if require_energy:
@@ -96,7 +136,7 @@ def validate_configuration(
 
     try:
         i, j, d = neighbour_list("ijd", atoms, MIN_DISTANCE)
-    except ValueError as error:  # a cell too thin to search
+    except InputError as error:  # a cell too thin to search
         raise ConfigurationError(path, index, str(error)) from None
     if len(i):
         k = int(np.argmin(d))

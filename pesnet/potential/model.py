@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pesnet.data.validate import check_structure
 from pesnet.errors import InputError
 from pesnet.potential.operators import ForceOperator, strain_gradient
 
@@ -163,9 +164,12 @@ class Potential:
         :class:`~pesnet.potential.structures.StructureEvaluator` (forces from the bond-level
         vector–Jacobian product, no stored Jacobian), the same path as the ASE calculator.
         """
-        atoms_list = [atoms] if not isinstance(atoms, (list, tuple)) else list(atoms)
+        single = not isinstance(atoms, (list, tuple))
+        atoms_list = [atoms] if single else list(atoms)
         if not atoms_list:
             raise InputError("nothing to predict: empty list of structures")
+        for k, structure in enumerate(atoms_list):
+            check_structure(structure, None if single else f"structure {k}")
         out = self.structure_evaluator().evaluate(atoms_list, forces=forces, virial=stress)
         offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])])
         return self.summarize(out, offsets, atoms_list if stress else None, members)
