@@ -34,3 +34,12 @@ class ConfigurationError(InputError):
 
 class NotFittedError(PesnetError):
     """A model was asked to predict before it was fitted or loaded."""
+
+
+def did_you_mean(word, choices) -> str:
+    """``" (did you mean 'tanh'?)"`` for the choice closest to a misspelt ``word``, or ``""``
+    when none is close (difflib's ratio ≥ 0.6), for the end of an error message."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word).lower(), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -58,7 +58,25 @@ def test_shipped_specs_are_valid():
     ("[dataset]\nfiles = [\"missing.extxyz\"]\n", "dataset.files[0]: "),
     ("[dataset]\nrecipe = { name = \"argon\" }\n", "dataset.recipe: unknown recipe 'argon'"),
     ("[train]\nhidden = [4]\n", "train.hidden belongs in the spec as model.hidden"),
-    ("[train]\npatience = 0\n", "train: patience must be at least 1"),
+    ("[train]\npatience = 0\n", "train.patience: patience must be at least 1"),
+    # checked when the spec loads, not when the step that uses it runs
+    ("[descriptor]\ncutoff = 1000\n", "descriptor cutoff 1000 Å is above the 20 Å"),
+    ("[model]\nactivation = \"relu6\"\n",
+     "model.activation: unknown activation 'relu6' (did you mean 'relu'?)"),
+    ("[model]\nhidden = []\n", "model.hidden: hidden needs at least one layer width"),
+    ("[train]\noptimizer = \"adma\"\n", "train.optimizer: unknown optimiser 'adma' "
+     "(did you mean 'adam'?)"),
+    ("[train]\nschedule = { name = \"cosin\" }\n", "train.schedule: unknown schedule 'cosin' "
+     "(did you mean 'cosine'?)"),
+    ("[train]\nschedule = { name = \"plateau\", factor = 2.0 }\n",
+     "train.schedule: plateau schedule needs 0 < factor < 1"),
+    # misspelt keys and names get a suggestion
+    ("[train]\nepochz = 3\n", "train.epochz: unknown key (did you mean 'epochs'?)"),
+    ("[modle]\nhidden = [4]\n", "modle: unknown key (did you mean 'model'?)"),
+    ("[model]\nactivaton = \"tanh\"\n", "model.activaton: unknown key (did you mean "
+     "'activation'?)"),
+    ("[dataset]\nrecipe = { name = \"cu-fc\" }\n", "unknown recipe 'cu-fc' (did you mean "
+     "'cu-fcc'?)"),
     ("[descriptor]\ng2 = [[1.0]]\n", "descriptor:"),
     ("[split]\nfractions = [0.5, 0.6, 0.1]\n", "split: fractions must be"),
     ("name = \"has space\"\n", "name: String should match pattern"),

@@ -25,8 +25,13 @@ from ase.data import atomic_numbers, chemical_symbols
 from pesnet.descriptors.angular import angular_terms, plan_angular
 from pesnet.descriptors.derivatives import bond_to_blocks, strain_from_bonds
 from pesnet.descriptors.radial import radial_terms
-from pesnet.errors import ConfigurationError, InputError
+from pesnet.errors import ConfigurationError, InputError, did_you_mean
 from pesnet.neighbours import neighbour_list
+
+#: Largest cutoff (Å) accepted. Atom-centred descriptors describe a local environment
+#: (published ACSF sets use 4–12 Å); the neighbour count grows as the cube of the cutoff, so
+#: a typo such as 1000 Å would search millions of periodic images per atom.
+MAX_CUTOFF = 20.0
 
 
 class ACSFResult(NamedTuple):
@@ -112,6 +117,9 @@ class ACSF:
         self.cutoff = float(cutoff)
         if not np.isfinite(self.cutoff) or self.cutoff <= 0:
             raise InputError(f"descriptor cutoff must be a positive number of Å, got {cutoff!r}")
+        if self.cutoff > MAX_CUTOFF:
+            raise InputError(f"descriptor cutoff {self.cutoff:g} Å is above the {MAX_CUTOFF:g} Å "
+                             "a local descriptor can use (typical: 4–8 Å)")
         self.angular_cutoff = self.cutoff if angular_cutoff is None else float(angular_cutoff)
         if not 0 < self.angular_cutoff <= self.cutoff:
             raise InputError(f"angular_cutoff must be in (0, cutoff={self.cutoff}] Å, got "
@@ -168,10 +176,11 @@ class ACSF:
         angular_cutoff), e.g. :attr:`params` or a parsed ``--descriptor-params`` file."""
         if not isinstance(params, dict):
             raise InputError("descriptor parameters must be a mapping")
-        unknown = set(params) - {"kind", "elements", "cutoff", "angular_cutoff", "g2", "g3",
-                                 "g4", "g5"}
+        known = ("kind", "elements", "cutoff", "angular_cutoff", "g2", "g3", "g4", "g5")
+        unknown = sorted(set(params) - set(known))
         if unknown:
-            raise InputError(f"unknown descriptor parameter(s): {', '.join(sorted(unknown))}")
+            hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
+            raise InputError(f"unknown descriptor parameter(s): {', '.join(unknown)}{hint}")
         if params.get("kind", "acsf") != "acsf":
             raise InputError(f"descriptor kind {params['kind']!r} is not 'acsf'")
         for key in ("elements", "cutoff"):

@@ -20,7 +20,7 @@ import math
 import numpy as np
 from scipy import special
 
-from pesnet.errors import InputError
+from pesnet.errors import InputError, did_you_mean
 
 __all__ = [
     "Activation", "Identity", "Tanh", "Sigmoid", "ReLU", "Softplus", "ShiftedSoftplus",
@@ -361,7 +361,8 @@ def get_activation(spec):
     name = _ALIASES.get(name, name)
     if name not in ACTIVATIONS:
         raise InputError(
-            f"unknown activation {name!r}; expected one of {', '.join(sorted(ACTIVATIONS))}")
+            f"unknown activation {name!r}{did_you_mean(name, [*ACTIVATIONS, *_ALIASES])}; "
+            f"expected one of {', '.join(sorted(ACTIVATIONS))}")
     try:
         return ACTIVATIONS[name](**kwargs)
     except TypeError as exc:

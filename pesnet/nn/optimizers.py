@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pesnet.errors import InputError
+from pesnet.errors import InputError, did_you_mean
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "get_optimizer", "OPTIMIZERS", "clip_grad_norm",
            "state_slice"]
@@ -194,8 +194,9 @@ def get_optimizer(spec, **kwargs):
     elif name == "nesterov":
         name, kwargs = "sgd", {"momentum": 0.9, "nesterov": True, **kwargs}
     if name not in OPTIMIZERS:
-        raise InputError(f"unknown optimiser {spec!r}; expected one of sgd, momentum, nesterov, "
-                         f"adam, adamw")
+        known = [*OPTIMIZERS, "momentum", "nesterov"]
+        raise InputError(f"unknown optimiser {spec!r}{did_you_mean(spec, known)}; expected one "
+                         f"of sgd, momentum, nesterov, adam, adamw")
     try:
         return OPTIMIZERS[name](**kwargs)
     except TypeError as exc:

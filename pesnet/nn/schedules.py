@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from pesnet.errors import InputError
+from pesnet.errors import InputError, did_you_mean
 
 __all__ = ["Schedule", "Constant", "Exponential", "Step", "Cosine", "ReduceOnPlateau",
            "get_schedule", "SCHEDULES"]
@@ -159,7 +159,8 @@ def get_schedule(spec, **kwargs):
         kwargs = {**spec, **kwargs}
         spec = kwargs.pop("name", None)
     if not isinstance(spec, str) or spec.lower() not in SCHEDULES:
-        raise InputError(f"unknown schedule {spec!r}; expected one of {', '.join(SCHEDULES)}")
+        raise InputError(f"unknown schedule {spec!r}{did_you_mean(spec, SCHEDULES)}; expected "
+                         f"one of {', '.join(SCHEDULES)}")
     try:
         return SCHEDULES[spec.lower()](**kwargs)
     except TypeError as exc:

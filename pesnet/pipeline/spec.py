@@ -60,7 +60,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from pesnet.errors import InputError
+from pesnet.errors import InputError, did_you_mean
 from pesnet.pipeline.spec_optional import ActiveLearningSpec, ComputeSpec, compute_spec
 from pesnet.pipeline.spec_table import NAME_PATTERN, SpecTable
 from pesnet.training.settings import TrainSettings
@@ -87,11 +87,13 @@ class RecipeSpec(SpecTable):
         from pesnet.data.recipes import RECIPES
 
         if self.name not in RECIPES:
-            raise ValueError(f"unknown recipe {self.name!r}; known: {', '.join(sorted(RECIPES))}")
+            raise ValueError(f"unknown recipe {self.name!r}{did_you_mean(self.name, RECIPES)}; "
+                             f"known: {', '.join(sorted(RECIPES))}")
         calculator = self.calculator or RECIPES[self.name].default_calculator
         if calculator not in available_calculators():
-            raise ValueError(f"unknown calculator {calculator!r}; known: "
-                             f"{', '.join(sorted(available_calculators()))}")
+            known = sorted(available_calculators())
+            raise ValueError(f"unknown calculator {calculator!r}"
+                             f"{did_you_mean(calculator, known)}; known: {', '.join(known)}")
         return self
 
 
@@ -260,7 +262,13 @@ class PipelineSpec(SpecTable):
         try:
             self.train_settings()
         except InputError as error:
-            raise ValueError("train: " + str(error).removeprefix("training settings: ")) from None
+            text = str(error).removeprefix("training settings: ")
+            field = text.split(":")[0].split()[0]
+            fields = {f.name for f in dataclasses.fields(TrainSettings)}
+            if field in fields:   # name the key where the user wrote it, e.g. model.activation
+                key = _ELSEWHERE.get(field, f"train.{field}")
+                raise ValueError(f"{key}: {text.removeprefix(field + ': ')}") from None
+            raise ValueError("train: " + text) from None
         return self
 
     @property
@@ -326,13 +334,30 @@ def _location(loc) -> str:
     return ".".join(parts)
 
 
+def _table_keys(loc) -> list[str]:
+    """The keys the spec table at ``loc`` (a pydantic error location) accepts."""
+    table = PipelineSpec
+    for part in loc:
+        fields = {f.alias or name: f for name, f in table.model_fields.items()}
+        field = fields.get(part)
+        if field is None:
+            return []
+        kinds = typing.get_args(field.annotation) or (field.annotation,)
+        tables = [k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)]
+        if not tables:
+            return []
+        table = tables[0]
+    return [f.alias or name for name, f in table.model_fields.items()]
+
+
 def _message(path: Path, error: ValidationError) -> str:
     problems = error.errors(include_url=False)
     first = problems[0]
     key = _location(first["loc"])
     kind = first["type"]
     if kind == "extra_forbidden":
-        text = "unknown key"
+        keys = _table_keys(first["loc"][:-1])
+        text = "unknown key" + did_you_mean(first["loc"][-1], keys)
     elif kind == "missing":
         text = "missing (required)"
     else:

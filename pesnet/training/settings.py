@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from pesnet.errors import InputError
+from pesnet.errors import InputError, did_you_mean
 
 
 @dataclass
@@ -44,6 +44,8 @@ class TrainSettings:
     def __post_init__(self):
         self.hidden = tuple(int(h) for h in self.hidden)
         checks = [
+            (len(self.hidden) > 0, "hidden needs at least one layer width (a network without "
+             "hidden layers is linear in the descriptors)"),
             (all(h > 0 for h in self.hidden), "hidden widths must be positive"),
             (self.n_members >= 1, "n_members must be at least 1"),
             (self.epochs >= 1, "epochs must be at least 1"),
@@ -59,6 +61,23 @@ class TrainSettings:
         for ok, message in checks:
             if not ok:
                 raise InputError(f"training settings: {message}")
+        self._check_parts()
+
+    def _check_parts(self) -> None:
+        """Build the activation, optimiser and schedule once, so a bad name or parameter is
+        an error now (when a spec or a command line is read), not after featurization."""
+        from pesnet.nn.activations import get_activation
+        from pesnet.nn.optimizers import get_optimizer
+        from pesnet.nn.schedules import get_schedule
+
+        for name, build in (("activation", lambda: get_activation(self.activation)),
+                            ("optimizer", lambda: get_optimizer(
+                                self.optimizer, learning_rate=self.learning_rate)),
+                            ("schedule", lambda: get_schedule(self.schedule))):
+            try:
+                build()
+            except InputError as error:
+                raise InputError(f"training settings: {name}: {error}") from None
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "training settings") -> "TrainSettings":
@@ -66,7 +85,8 @@ class TrainSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}; "
+            hint = did_you_mean(unknown[0], known) if len(unknown) == 1 else ""
+            raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}{hint}; "
                              f"known: {', '.join(sorted(known))}")
         try:
             return cls(**values)
