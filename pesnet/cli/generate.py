@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     import ase.io
-    from ase.io.formats import UnknownFileTypeError, filetype
+    from ase.io.formats import UnknownFileTypeError, filetype, ioformats
 
     from pesnet.data.calculators import available_calculators, make_calculator
     from pesnet.data.recipes import RECIPES, run_recipe
@@ -47,7 +47,10 @@ def run(args) -> int:
     try:
         fmt = filetype(str(args.output), read=False)
     except UnknownFileTypeError:
-        raise InputError(f"{args.output}: cannot tell the output format from its name") from None
+        fmt = None
+    if fmt not in ioformats or not ioformats[fmt].can_write:
+        raise InputError(f"{args.output}: cannot tell a format ASE writes from its name "
+                         "(e.g. .extxyz, .traj)")
     check_output_path(args.output)
     name = args.calculator or RECIPES[args.recipe].default_calculator
     calculator = make_calculator(name)

@@ -171,7 +171,7 @@ def ingest(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(unit=" configs", desc="ingest", leave=False)
+        bar = tqdm(disable=None, unit=" configs", desc="ingest", leave=False)
     total = 0
     try:
         with atomic_output(output, suffix=".h5.tmp") as tmp, DatasetWriter(tmp) as writer:

@@ -120,6 +120,6 @@ def run_recipe(name: str, calculator, seed: int = 0, scale: float = 1.0):
         recipe = RECIPES[name]
     except KeyError:
         raise InputError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}") from None
-    if scale <= 0:
-        raise InputError(f"--scale must be positive, got {scale}")
+    if not 0 < scale < np.inf:
+        raise InputError(f"--scale must be a positive finite number, got {scale}")
     return recipe.build(calculator, np.random.default_rng(seed), scale)

@@ -189,7 +189,7 @@ def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = Tru
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=n, unit=" configs", desc="featurize", leave=False)
+            bar = tqdm(disable=None, total=n, unit=" configs", desc="featurize", leave=False)
         n_blocks = 0
         try:
             with atomic_output(output, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:

@@ -148,7 +148,7 @@ def train_on_cluster(cluster, features_path, settings: TrainSettings | None = No
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(futures), desc=f"train ({len(ranges)} member groups)",
+        bar = tqdm(disable=None, total=len(futures), desc=f"train ({len(ranges)} member groups)",
                    unit=" groups", leave=False)
     done = {}
     try:

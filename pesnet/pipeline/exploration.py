@@ -71,7 +71,8 @@ def explore(potential, seeds, al: ActiveLearningSpec, threshold: float, rng_key,
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(runs) * al.md_steps, desc="MD", unit=" steps", leave=False)
+        bar = tqdm(disable=None, total=len(runs) * al.md_steps, desc="MD", unit=" steps",
+                   leave=False)
     for trajectory, (k, temperature) in enumerate(runs):
         rng = np.random.default_rng([*rng_key, trajectory])
         atoms = seeds[k].copy()

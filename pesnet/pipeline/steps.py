@@ -390,7 +390,7 @@ def _bar(ctx, desc: str, total, unit: str):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, leave=False)
+    return tqdm(disable=None, total=total, desc=desc, unit=unit, leave=False)
 
 
 #: The pipeline, in order.

@@ -43,7 +43,8 @@ def evaluate_potential(potential, dataset_path, indices=None, chunk_size: int = 
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(chosen), unit=" configs", desc="evaluate", leave=False)
+            bar = tqdm(disable=None, total=len(chosen), unit=" configs", desc="evaluate",
+                       leave=False)
         for batch in ds.iter_chunks(chunk_size, indices=chosen):
             atoms = [batch.atoms(k) for k in range(len(batch))]
             p = potential.predict(atoms)

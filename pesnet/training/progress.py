@@ -13,7 +13,7 @@ class ProgressBar:
     def __init__(self, total_epochs: int, stream=None):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total_epochs, unit=" epoch", desc="train", file=stream,
+        self.bar = tqdm(disable=None, total=total_epochs, unit=" epoch", desc="train", file=stream,
                         dynamic_ncols=True)
 
     def on_train_begin(self, start_epoch=0, **info):

@@ -42,6 +42,7 @@ class TrainSettings:
     checkpoint_every: int = 10
 
     def __post_init__(self):
+        self._check_types()
         self.hidden = tuple(int(h) for h in self.hidden)
         checks = [
             (len(self.hidden) > 0, "hidden needs at least one layer width (a network without "
@@ -62,6 +63,23 @@ class TrainSettings:
             if not ok:
                 raise InputError(f"training settings: {message}")
         self._check_parts()
+
+    def _check_types(self) -> None:
+        """Each setting has its field's type (an int passes for a float, a bool for nothing
+        else), so a TOML ``epochs = "ten"`` is named, not a comparison error later."""
+        kinds = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+                 "dict": (dict,), "tuple": (tuple, list)}
+        words = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or "
+                 "false", "dict": "a table", "tuple": "a list of integers"}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = f.type if isinstance(f.type, str) else f.type.__name__
+            ok = isinstance(value, kinds[kind]) and (kind == "bool" or not isinstance(value, bool))
+            if ok and kind == "tuple":
+                ok = all(isinstance(h, int) and not isinstance(h, bool) for h in value)
+            if not ok:
+                raise InputError(f"training settings: {f.name} must be {words[kind]}, "
+                                 f"got {value!r}")
 
     def _check_parts(self) -> None:
         """Build the activation, optimiser and schedule once, so a bad name or parameter is
