@@ -176,8 +176,10 @@ class PESNetCalculator(Calculator):
         self.prediction = None
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        """Fill ``self.results`` for ``atoms``: energies always, forces and their spread
-        unless only energies are asked for, stress only when asked for."""
+        """Fill ``self.results`` for ``atoms``: energies, forces and their spreads in one pass
+        whatever was asked (optimisers, NEB and most scripts ask for the energy, then the
+        forces: computing the energy alone would do the whole network pass twice), stress
+        only when asked for (its virial sum is the one part a step does not need)."""
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         problem = structure_problem(atoms)
@@ -188,14 +190,11 @@ class PESNetCalculator(Calculator):
         if want_stress and (atoms.cell.rank < 3 or not atoms.pbc.any()):
             raise PropertyNotImplementedError(
                 "stress needs a periodic structure with three cell vectors (the volume)")
-        energy_only = set(properties) <= {"energy", "free_energy", "energies", "energy_std",
-                                          "energies_std"}
-        want_forces = not energy_only
         evaluator = self._evaluator
         with _blas_limit(self.parameters.blas_threads):
             element = self._element_indices(atoms)
             pairs = self._neighbours.get(atoms, element, len(self.potential.elements))
-            out = evaluator.evaluate([atoms], pairs, forces=want_forces, virial=want_stress)
+            out = evaluator.evaluate([atoms], pairs, forces=True, virial=want_stress)
             p = self.potential.summarize(out, np.array([0, len(atoms)]),
                                          [atoms] if want_stress else None,
                                          members=self.parameters.members)
@@ -206,9 +205,8 @@ class PESNetCalculator(Calculator):
         self.results["energies"] = p.energies
         self.results["energy_std"] = float(p.energy_std[0])
         self.results["energies_std"] = p.energies_std
-        if p.forces is not None:
-            self.results["forces"] = p.forces
-            self.results["forces_std"] = p.forces_std
+        self.results["forces"] = p.forces
+        self.results["forces_std"] = p.forces_std
         if want_stress:
             self.results["stress"] = p.stress[0]
             self.results["stress_std"] = p.stress_std[0]

@@ -112,6 +112,19 @@ def test_recomputes_exactly_when_the_atoms_change():
     assert len({e0, e_cell, e_pbc, e_number, e_position}) == 5
 
 
+def test_energy_then_forces_is_one_calculation(cu_model):
+    atoms = _copper()
+    atoms.calc = _counting(PESNetCalculator(cu_model))
+    energy = atoms.get_potential_energy()
+    forces = atoms.get_forces()
+    atoms.calc.get_property("forces_std", atoms), atoms.get_potential_energies()
+    assert atoms.calc.n_calls == 1
+    atoms.get_stress()                      # the one property a step does not need
+    assert atoms.calc.n_calls == 2
+    assert atoms.get_potential_energy() == energy and (atoms.get_forces() == forces).all()
+    assert atoms.calc.n_calls == 2
+
+
 def test_unknown_element_is_a_clear_error_not_a_silent_zero(cu_model):
     atoms = _copper((1, 1, 1))
     atoms.numbers[[1, 3]] = 8   # oxygen: the Cu model has no network for it
