@@ -13,14 +13,34 @@ the cutoff reaches past the cell's half-width, are where matscipy's binning is s
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from pesnet.errors import InputError
 
-try:  # vesin is a dependency; the fallback keeps pesnet usable where its wheel is missing
-    from vesin import NeighborList as _VesinNeighborList
-except ImportError:  # pragma: no cover - exercised only without vesin
-    _VesinNeighborList = None
+
+def _import_vesin():
+    """vesin's ``NeighborList`` class, or ``None`` where vesin is missing (ASE's list is the
+    fallback). vesin imports torch and cupy at import time when they are installed, for its
+    tensor inputs (torch: 3.8 s measured); pesnet passes NumPy arrays only, so both are
+    hidden from that one import (a ``None`` entry in ``sys.modules`` makes ``import``
+    raise ImportError) and the entries are removed again at once."""
+    hidden = [name for name in ("torch", "cupy") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None
+    try:
+        from vesin import NeighborList
+    except ImportError:  # pragma: no cover - exercised only without vesin
+        return None
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    return NeighborList
+
+
+_VesinNeighborList = _import_vesin()
 
 
 #: vesin's cap on the number of cells in its cell list (``MAX_NUMBER_OF_CELLS`` in vesin 0.6).
