@@ -10,10 +10,12 @@ tolerance, add structures like this one to the training data (examples/active_le
 
 MODEL is a model file (default: runs/quickstart/model.h5, made by
 `pesnet run pipelines/quickstart.toml`) or a registered model such as models:/quickstart/1.
-Writes relaxed.extxyz with per-atom force spreads (array "forces_std").
+Writes runs/examples/relaxed.extxyz (runs/ is git-ignored) with per-atom force spreads
+(array "forces_std").
 """
 
 import sys
+from pathlib import Path
 
 import ase.io
 import numpy as np
@@ -66,5 +68,7 @@ print(f"\nbulk: a = {crystal.cell.lengths()[0] / 2:.4f} Å, stress {crystal.get_
 
 slab.arrays["forces_std"] = slab.calc.get_property("forces_std", slab)
 slab.info.pop("adsorbate_info", None)
-ase.io.write("relaxed.extxyz", slab)
-print("wrote relaxed.extxyz")
+out = Path("runs/examples")
+out.mkdir(parents=True, exist_ok=True)
+ase.io.write(out / "relaxed.extxyz", slab)
+print(f"wrote {out / 'relaxed.extxyz'}")

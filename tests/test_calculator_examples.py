@@ -19,5 +19,6 @@ def test_example_runs(script, outputs, cu_model, tmp_path):
     out = subprocess.run([sys.executable, str(EXAMPLES / script), str(cu_model)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    for name in outputs:
-        assert (tmp_path / name).is_file()
+    for name in outputs:   # under runs/ (git-ignored), never the working directory itself
+        assert (tmp_path / "runs" / "examples" / name).is_file()
+    assert {p.name for p in tmp_path.iterdir()} == {"runs"}
