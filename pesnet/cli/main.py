@@ -3,14 +3,19 @@
 Each command lives in its own module of :mod:`pesnet.cli` exposing
 ``register(subparsers)``, which adds a sub-parser whose ``func(args) -> int`` does the work.
 Errors a user can cause (:class:`pesnet.errors.PesnetError`) become one line on stderr and
-exit code 1; argument errors exit 2 (argparse); Ctrl-C exits 130.
+exit code 1; argument errors exit 2 (argparse); Ctrl-C exits 130. The long-running commands
+(:data:`TERMINABLE`) treat SIGTERM (``kill``, ``timeout``, a batch system's walltime or
+``scancel``) like Ctrl-C, so their MLflow runs are closed as KILLED, and exit 143 (128 + 15).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 
 from pesnet import __version__
 from pesnet.errors import PesnetError
@@ -32,6 +37,41 @@ COMMAND_MODULES = [
     "pesnet.cli.runs",
 ]
 
+#: Commands during which SIGTERM raises :class:`Terminated` (serve and ui stop their server
+#: process group themselves).
+TERMINABLE = {"run", "active-learn", "sweep", "train"}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived. A KeyboardInterrupt, so whatever cleans up after Ctrl-C (closing
+    MLflow runs as KILLED, removing half-written files) runs for it too."""
+
+    def __init__(self, message: str = "terminated (SIGTERM)"):
+        super().__init__(message)
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """Within the block, the first SIGTERM raises :class:`Terminated` in the main thread; the
+    previous handler is back afterwards and already during the clean-up, so a second SIGTERM
+    ends the process as it would have before. Does nothing outside the main thread or when
+    SIGTERM is ignored (``signal.signal`` would refuse, or the caller chose to ignore it)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or \
+            previous in (signal.SIG_IGN, None):
+        yield
+        return
+
+    def _raise(signum, frame):
+        signal.signal(signal.SIGTERM, previous)
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -49,11 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    guard = sigterm_raises() if args.command in TERMINABLE else contextlib.nullcontext()
     try:
-        return int(args.func(args) or 0)
+        with guard:
+            return int(args.func(args) or 0)
     except PesnetError as error:
         print(f"pesnet {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except Terminated as error:
+        print(f"pesnet {args.command}: {error}", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"pesnet {args.command}: interrupted", file=sys.stderr)
         return 130

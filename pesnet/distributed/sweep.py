@@ -218,6 +218,7 @@ class _Tracker:
         except PesnetError as error:
             self.error = str(error)
         self.children = {}
+        self.finished = set()  # points whose run is closed
 
     def _safely(self, action, *args):
         if self.error is not None or self.session is None:
@@ -255,6 +256,7 @@ class _Tracker:
         child = self.children.get(index)
         if child is None:
             return
+        self.finished.add(index)
         if error is not None:
             child.end("FAILED", error)
             return
@@ -270,6 +272,15 @@ class _Tracker:
             child.log_artifact(path)
         child.end("FINISHED")
         return True
+
+    def abort(self, reason: str) -> None:
+        """Close the sweep run and every point run still open as KILLED (Ctrl-C, SIGTERM)."""
+        if self.session is None:
+            return
+        for index, child in self.children.items():
+            if index not in self.finished:
+                child.end("KILLED", reason)
+        self.session.end("KILLED", reason)
 
     def finish(self, result: SweepResult, table_path: Path):
         if self.session is None:
@@ -366,6 +377,10 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
                 results.append(result)
                 print(f"point-{k:03d} ({describe_point(points[k])}): {_scores(metrics)}",
                       file=out, flush=True)
+        except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (pesnet.cli.main.Terminated)
+            if tracker is not None:
+                tracker.abort(str(error) or "interrupted")
+            raise
         finally:
             client.cancel([f for f in futures if not f.done()])
     results.sort(key=lambda p: p.index)

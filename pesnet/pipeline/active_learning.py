@@ -199,8 +199,8 @@ def run_active_learning(pipeline: Pipeline, run_dir=None, rounds: int | None = N
                 if result.status == "converged":
                     break
                 prev = result.directory
-        except KeyboardInterrupt:
-            status, message = "KILLED", "interrupted"
+        except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (pesnet.cli.main.Terminated)
+            status, message = "KILLED", str(error) or "interrupted"
             raise
         except BaseException as error:
             status, message = "FAILED", f"{type(error).__name__}: {error}"
@@ -349,7 +349,9 @@ def _run_round(pipeline, k, n_rounds, prev: Path, al_dir: Path, calculator_name,
     finally:
         if ctx.cluster is not None:
             ctx.cluster.close()
-        if failure is not None and ctx.session is not None:
+        if isinstance(failure, KeyboardInterrupt) and ctx.session is not None:
+            ctx.session.end("KILLED", str(failure) or "interrupted")  # Ctrl-C or SIGTERM
+        elif failure is not None and ctx.session is not None:
             ctx.session.end("FAILED", f"{type(failure).__name__}: {failure}")
     metrics = read_metrics(directory)["metrics"]
     held = _score_holdout(directory / "model.h5", holdout)

@@ -9,7 +9,9 @@ Tracking problems never stop the fit: if the store cannot be reached the steps u
 result says why (rerunning later logs the finished model without refitting). A failing step
 of the fit itself marks the MLflow run FAILED (with the message as the ``pesnet.error`` tag),
 keeps every artefact logged and every file written before it, and raises
-:class:`PipelineError`.
+:class:`PipelineError`. An interrupt (Ctrl-C, or SIGTERM turned into a KeyboardInterrupt by
+the CLI) marks it KILLED; runs a dead process left RUNNING are closed when the next session
+starts (:mod:`pesnet.tracking.orphans`).
 """
 
 from __future__ import annotations
@@ -117,6 +119,12 @@ def _start_session(ctx: Context, err) -> None:
         ctx.tracking_error = str(error)
         print(f"pesnet run: warning: tracking failed: {error}; the fit goes on and writes its "
               f"results to {ctx.run_dir}", file=err, flush=True)
+        return
+    closed = ctx.session.closed_orphans
+    if closed:
+        print(f"pesnet run: note: {len(closed)} MLflow run(s) in experiment {ctx.spec.name} "
+              f"were left RUNNING by a process that ended on this host; marked KILLED",
+              file=err, flush=True)
 
 
 def run_pipeline(pipeline: Pipeline, run_dir=None, force: bool = False, tracking: bool = True,
@@ -190,9 +198,9 @@ def _execute(ctx: Context, plan: dict, force: bool, out) -> PipelineResult:
             _line(out, k, step.name, "FAILED")
             failure = PipelineError(f"{step.name} failed: {error}")
             failure.__cause__ = error
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (pesnet.cli.main.Terminated)
             if ctx.session is not None:
-                ctx.session.end("KILLED", f"{step.name}: interrupted")
+                ctx.session.end("KILLED", f"{step.name}: {error or 'interrupted'}")
             raise
         except BaseException as error:
             if ctx.session is not None:

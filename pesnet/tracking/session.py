@@ -6,6 +6,9 @@ params, tags (pesnet version, git commit, dataset digest), per-epoch metrics of 
 the final metrics of the evaluated split, the dataset as an input, the artefacts (spec, model
 file, metrics, plots) and the model as a pyfunc; each member run (``member-<m>``, tagged with
 ``mlflow.parentRunId``) holds that member's seed streams and its own learning curves.
+Every run is tagged with its owner process (:func:`~pesnet.tracking.orphans.owner_tags`);
+starting a session first closes the runs a dead process left RUNNING in the experiment
+(:func:`~pesnet.tracking.orphans.close_orphans`).
 
 Every method raises :class:`~pesnet.tracking.store.TrackingError` when MLflow fails, and
 remembers the first failure in :attr:`TrackingSession.broken`; callers decide whether that
@@ -22,6 +25,7 @@ import numpy as np
 
 from pesnet import __version__
 from pesnet.tracking import store
+from pesnet.tracking.orphans import close_orphans, owner_tags
 from pesnet.tracking.store import TrackingError
 
 #: Tag marking a pipeline's parent run (``pesnet runs`` lists these).
@@ -61,6 +65,14 @@ def ensemble_metrics(record) -> dict[str, float]:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _close_orphans_quietly(client, experiment_id: str) -> list[str]:
+    # tidying up after a dead process must never stop a new run
+    try:
+        return close_orphans(client, experiment_id)
+    except Exception:
+        return []
 
 
 def git_commit(directory) -> str | None:
@@ -103,6 +115,7 @@ class TrackingSession:
         self.run_id = run_id
         self.member_run_ids: list[str] = []
         self.broken: str | None = None
+        self.closed_orphans: list[str] = []  # runs of dead processes closed by start()
         self._member_active: np.ndarray | None = None
         self._member_open = False
         self._logged_epochs: set[int] = set()
@@ -131,7 +144,9 @@ class TrackingSession:
         try:
             client = store.client(uri)
             experiment_id = store.get_or_create_experiment(client, uri, experiment)
-            all_tags = {ROLE_TAG: "pipeline", "pesnet.version": __version__, **tags}
+            closed = _close_orphans_quietly(client, experiment_id)
+            all_tags = {ROLE_TAG: "pipeline", "pesnet.version": __version__, **owner_tags(),
+                        **tags}
             if description:
                 all_tags["mlflow.note.content"] = description
             run = client.create_run(experiment_id, tags={k: str(v) for k, v in all_tags.items()})
@@ -141,6 +156,7 @@ class TrackingSession:
             raise TrackingError(f"cannot start an MLflow run in {store.describe(uri)}: "
                                 f"{_first_line(error)}") from error
         session = cls(uri, client, experiment_id, run.info.run_id)
+        session.closed_orphans = closed
         items = [Param(k, str(v)) for k, v in params.items()]
         try:
             with session._guard("logging the spec as params"):
@@ -183,7 +199,7 @@ class TrackingSession:
                 run = self.client.create_run(
                     self.experiment_id, run_name=f"member-{m}",
                     tags={MLFLOW_PARENT_RUN_ID: self.run_id, "pesnet.role": "member",
-                          "pesnet.member": str(m)})
+                          "pesnet.member": str(m), **owner_tags()})
                 params = [Param("member", str(m)), Param("seed", str(seed)),
                           Param("n_members", str(n_members)),
                           Param("bootstrap", str(bool(bootstrap and n_members > 1)).lower()),
