@@ -15,8 +15,10 @@ def register(subparsers) -> None:
         description="Run the pipeline described by a TOML spec. Each step is skipped when its "
         "inputs and parameters are unchanged since its last run (content hashes in "
         "RUN_DIR/state.json). Files go to the run directory, the record of the run to MLflow "
-        "(default store: ./mlruns/mlflow.db; $MLFLOW_TRACKING_URI overrides it). Exit code 0 "
-        "only if every step succeeded.",
+        "(default store: ./mlruns/mlflow.db; $MLFLOW_TRACKING_URI overrides it). A run "
+        "directory belongs to the spec file that first used it (RUN_DIR/owner.json); another "
+        "spec file with the same name needs --run-dir. Exit code 0 only if every step "
+        "succeeded; 130 after Ctrl-C and 143 after SIGTERM (the MLflow run is marked KILLED).",
     )
     parser.add_argument("spec", type=Path, help="pipeline spec, e.g. pipelines/quickstart.toml")
     parser.add_argument("--run-dir", type=Path,
@@ -33,17 +35,19 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from pesnet.pipeline.ownership import check_owner
     from pesnet.pipeline.runner import run_pipeline, summary_lines
     from pesnet.pipeline.spec import compute_spec, load_spec
     from pesnet.potential.evaluate import format_metrics
     from pesnet.tracking.store import TrackingError
 
     pipeline = load_spec(args.spec)
+    run_dir = args.run_dir or Path("runs") / pipeline.name
+    check_owner(run_dir, pipeline.path)  # a copied spec is refused before any output
     compute = compute_spec(pipeline.spec, args.scheduler, args.workers)
     tracking, uri, where = tracking_from_args(args)
     if compute is not None:
         where += f", compute on Dask ({compute.scheduler})"
-    run_dir = args.run_dir or Path("runs") / pipeline.name
     print(f"pesnet run {pipeline.name}: {run_dir}/, {where}", flush=True)
     result = run_pipeline(pipeline, run_dir=run_dir, force=args.force, tracking=tracking,
                           tracking_uri=uri, progress=not args.quiet, compute=compute)

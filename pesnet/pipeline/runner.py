@@ -2,7 +2,9 @@
 
 One invocation holds an exclusive lock on its run directory (``runs/<name>/`` by default), so
 two runs of the same pipeline cannot interleave their files; runs of different pipelines (or
-of one pipeline into different run directories) may share an MLflow store concurrently.
+of one pipeline into different run directories) may share an MLflow store concurrently. A run
+directory belongs to one spec file (:mod:`pesnet.pipeline.ownership`); another spec file that
+targets it is refused before anything in it changes.
 
 Tracking problems never stop the fit: if the store cannot be reached the steps up to
 ``evaluate`` still run and write their files, the ``log`` and ``register`` steps fail, and the
@@ -25,6 +27,7 @@ from typing import NamedTuple
 
 from pesnet.errors import InputError, PesnetError
 from pesnet.fileio import atomic_output
+from pesnet.pipeline.ownership import check_owner, claim_run_dir
 from pesnet.pipeline.spec import Pipeline
 from pesnet.pipeline.step_base import Context, StepState
 from pesnet.pipeline.steps import STEPS, read_metrics
@@ -140,7 +143,10 @@ def run_pipeline(pipeline: Pipeline, run_dir=None, force: bool = False, tracking
     err = err or sys.stderr
     run_dir = Path(run_dir) if run_dir is not None else Path(RUNS_DIR) / pipeline.name
     uri = resolve_tracking_uri(tracking_uri) if tracking else None
+    # before the lock: a copied spec is told whose directory this is, not that it is busy
+    check_owner(run_dir, pipeline.path)
     with _run_dir_lock(run_dir):
+        claim_run_dir(run_dir, pipeline.path)
         _copy_spec(pipeline, run_dir)
         ctx = Context(pipeline, run_dir, StepState(run_dir), uri, progress,
                       compute=compute or pipeline.spec.compute)
