@@ -20,6 +20,9 @@ def register(subparsers) -> None:
     parser.add_argument("--energy-key", help="info key holding the energy (eV)")
     parser.add_argument("--forces-key", help="arrays key holding the forces (eV/Å)")
     parser.add_argument("--stress-key", help="info key holding the stress (eV/Å³)")
+    parser.add_argument("--group-key", default="config_type", metavar="KEY",
+                        help="info key whose value is each configuration's group, for "
+                        "per-group metrics (default config_type; e.g. set)")
     parser.add_argument("--allow-unlabelled", action="store_true",
                         help="accept configurations without energy or forces")
     parser.add_argument("--quiet", action="store_true", help="print no summary or progress")
@@ -34,7 +37,8 @@ def run(args) -> int:
     check_output_path(args.output)
     keys = LabelKeys(energy=args.energy_key, forces=args.forces_key, stress=args.stress_key)
     ingest(args.inputs, args.output, fmt=args.fmt, index=args.index, keys=keys,
-           allow_unlabelled=args.allow_unlabelled, progress=not args.quiet)
+           allow_unlabelled=args.allow_unlabelled, progress=not args.quiet,
+           group_key=args.group_key)
     if not args.quiet:
         print(summarize(args.output).format())
     return 0

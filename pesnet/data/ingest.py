@@ -144,8 +144,13 @@ def ingest(
     keys: LabelKeys = LabelKeys(),
     allow_unlabelled: bool = False,
     progress: bool = False,
+    group_key: str = "config_type",
 ) -> int:
     """Read every configuration of ``inputs`` into a new dataset at ``output``.
+
+    ``group_key`` names the ``info`` key whose value is kept as each configuration's group
+    (the dataset's ``config_type``; empty where a configuration lacks the key), by which
+    ``pesnet evaluate --by config_type`` and the pipeline break metrics down.
 
     Returns the number of configurations written. Raises :class:`InputError` (or its subclass
     :class:`ConfigurationError`) on the first bad file or configuration; then ``output`` is
@@ -184,7 +189,7 @@ def ingest(
                         atoms, energy, forces, stress, path, k,
                         require_energy=not allow_unlabelled, require_forces=not allow_unlabelled,
                     )
-                    config_type = str(atoms.info.get("config_type", ""))
+                    config_type = str(atoms.info.get(group_key, ""))
                     if "\x00" in config_type:  # HDF5 strings end at NUL
                         raise ConfigurationError(path, k, "config_type contains a NUL character")
                     writer.append(

@@ -18,7 +18,8 @@ class Evaluation(NamedTuple):
     """Reference vs predicted values over the evaluated configurations (n configs, N atoms).
 
     ``energy_*`` (n,) eV; ``n_atoms`` (n,); ``forces_*`` (N_f, 3) eV/Å over atoms with force
-    labels; ``*_std`` calibrated spreads; ``config_type`` (n,); ``metrics`` from
+    labels; ``*_std`` calibrated spreads; ``config_type`` (n,) each configuration's group and
+    ``forces_config_type`` (N_f,) each force row's; ``metrics`` from
     :func:`pesnet.metrics.energy_force_metrics` plus ``n_configs``/``n_atoms``.
     """
 
@@ -30,13 +31,14 @@ class Evaluation(NamedTuple):
     forces_pred: np.ndarray
     forces_std: np.ndarray
     config_type: np.ndarray
+    forces_config_type: np.ndarray
     metrics: dict
 
 
 def evaluate_potential(potential, dataset_path, indices=None, chunk_size: int = 32,
                        progress: bool = False) -> Evaluation:
     """Predict the configurations ``indices`` (default all) of a dataset and score them."""
-    parts = {k: [] for k in ("et", "ep", "es", "n", "ft", "fp", "fs", "ct")}
+    parts = {k: [] for k in ("et", "ep", "es", "n", "ft", "fp", "fs", "ct", "fct")}
     with Dataset(dataset_path) as ds:
         chosen = np.arange(len(ds)) if indices is None else np.asarray(indices)
         bar = None
@@ -58,21 +60,68 @@ def evaluate_potential(potential, dataset_path, indices=None, chunk_size: int = 
             parts["ft"].append(batch.forces[atom_has_forces])
             parts["fp"].append(p.forces[atom_has_forces])
             parts["fs"].append(p.forces_std[atom_has_forces])
+            parts["fct"].append(np.repeat(batch.config_type, batch.n_atoms)[atom_has_forces])
             if bar is not None:
                 bar.update(len(batch))
         if bar is not None:
             bar.close()
     cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
     has_forces = len(cat["ft"]) > 0
+    evaluation = Evaluation(cat["et"], cat["ep"], cat["es"], cat["n"],
+                            cat["ft"].reshape(-1, 3), cat["fp"].reshape(-1, 3),
+                            cat["fs"].reshape(-1, 3), cat["ct"], cat["fct"], {})
+    return evaluation._replace(metrics=_scores(evaluation))
+
+
+def _scores(ev: Evaluation, configs=slice(None), atoms=slice(None)) -> dict:
+    """Metrics of the configurations ``configs`` and force rows ``atoms`` of ``ev``."""
+    has_forces = len(ev.forces_true[atoms]) > 0
     scores = metrics.energy_force_metrics(
-        cat["ep"], cat["et"], cat["n"],
-        cat["fp"] if has_forces else None, cat["ft"] if has_forces else None,
-        energy_std=cat["es"], forces_std=cat["fs"] if has_forces else None,
+        ev.energy_pred[configs], ev.energy_true[configs], ev.n_atoms[configs],
+        ev.forces_pred[atoms] if has_forces else None,
+        ev.forces_true[atoms] if has_forces else None,
+        energy_std=ev.energy_std[configs],
+        forces_std=ev.forces_std[atoms] if has_forces else None,
     )
-    scores["n_configs"] = int(len(cat["et"]))
-    scores["n_atoms"] = int(cat["n"].sum())
-    return Evaluation(cat["et"], cat["ep"], cat["es"], cat["n"], cat["ft"].reshape(-1, 3),
-                      cat["fp"].reshape(-1, 3), cat["fs"].reshape(-1, 3), cat["ct"], scores)
+    scores["n_configs"] = int(len(ev.energy_true[configs]))
+    scores["n_atoms"] = int(ev.n_atoms[configs].sum())
+    scores["energy_std_mean_per_atom"] = float(np.mean(ev.energy_std[configs]
+                                                       / ev.n_atoms[configs]))
+    if has_forces:
+        scores["force_std_mean"] = float(np.mean(ev.forces_std[atoms]))
+    return scores
+
+
+def group_metrics(evaluation: Evaluation) -> dict[str, dict]:
+    """{group: metrics} for every group (``config_type``) of ``evaluation``, sorted by name;
+    the same figures as the whole set's, on each group's configurations and force rows."""
+    groups = {}
+    for name in sorted(set(evaluation.config_type.tolist())):
+        configs = evaluation.config_type == name
+        atoms = evaluation.forces_config_type == name
+        if configs.sum() == 0:
+            continue
+        groups[name] = _scores(evaluation, configs, atoms)
+    return groups
+
+
+def format_group_metrics(groups: dict[str, dict]) -> str:
+    """One row per group of :func:`group_metrics`: errors in meV, spreads, coverage, Spearman."""
+    header = (f"{'group':<24} {'n':>5} {'E MAE':>8} {'E RMSE':>8} {'σ_E':>8} {'E cov':>6} "
+              f"{'F MAE':>8} {'F RMSE':>8} {'σ_F':>8} {'F cov':>6} {'ρ_F':>6}")
+    units = (f"{'':<24} {'':>5} {'meV/at':>8} {'meV/at':>8} {'meV/at':>8} {'%':>6} "
+             f"{'meV/Å':>8} {'meV/Å':>8} {'meV/Å':>8} {'%':>6} {'':>6}")
+    rows = [header, units]
+    for name, s in groups.items():
+        force = (f"{1e3 * s['force_mae']:>8.2f} {1e3 * s['force_rmse']:>8.2f} "
+                 f"{1e3 * s['force_std_mean']:>8.2f} {100 * s['force_coverage_1sigma']:>6.1f} "
+                 f"{s['force_spearman']:>6.2f}") if "force_mae" in s else f"{'—':>8}"
+        rows.append(f"{(name or '(none)')[:24]:<24} {s['n_configs']:>5} "
+                    f"{1e3 * s['energy_mae_per_atom']:>8.3f} "
+                    f"{1e3 * s['energy_rmse_per_atom']:>8.3f} "
+                    f"{1e3 * s['energy_std_mean_per_atom']:>8.3f} "
+                    f"{100 * s['energy_coverage_1sigma']:>6.1f} {force}")
+    return "\n".join(rows)
 
 
 def format_metrics(scores: dict) -> str:
