@@ -101,6 +101,8 @@ def test_next_run_closes_runs_a_dead_process_left_running(cu_features, tmp_path,
     elsewhere = running(**{"pesnet.role": "pipeline", "pesnet.pid": dead,
                            "pesnet.host": "another-host.example"})
     unknown = running(**{"pesnet.role": "pipeline"})  # an older pesnet: no owner recorded
+    other_namespace = running(**{"pesnet.role": "pipeline", **owner,  # e.g. a container
+                                 "pesnet.pid_namespace": "pid:[1]"})
     closed = [orphan, member, untagged_child]
     if os.path.isfile("/proc/self/stat"):  # this pid, but a process that started earlier
         closed.append(running(**{"pesnet.role": "pipeline", "pesnet.pid": me,
@@ -116,7 +118,7 @@ def test_next_run_closes_runs_a_dead_process_left_running(cu_features, tmp_path,
         assert run.info.status == "KILLED" and run.info.end_time is not None, run_id
         assert f" on {host} ended without closing" in run.data.tags["pesnet.error"]
     assert f"process {dead} on {host}" in client.get_run(orphan).data.tags["pesnet.error"]
-    for run_id in (alive, elsewhere, unknown):
+    for run_id in (alive, elsewhere, unknown, other_namespace):
         assert client.get_run(run_id).info.status == "RUNNING", run_id
 
     # the new runs name their owner process

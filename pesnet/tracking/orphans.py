@@ -5,7 +5,8 @@ A process killed by SIGKILL (or the out-of-memory killer, or a node crash) canno
 MLflow runs; they would stay RUNNING forever. Each run is therefore tagged with
 ``pesnet.host`` (the host name), ``pesnet.pid`` and, on Linux, ``pesnet.pid_start`` (the
 process's start time in clock ticks since boot, field 22 of ``/proc/<pid>/stat``), so that a
-pid reused by a later process is not mistaken for the owner. :func:`close_orphans` closes the
+pid reused by a later process is not mistaken for the owner, and ``pesnet.pid_namespace``, so
+that a container sharing the host's name but not its pids is not judged from outside. :func:`close_orphans` closes the
 RUNNING runs of an experiment whose owner ran on this host and is gone, and any RUNNING run
 nested under one of them (a run created without owner tags). Runs owned by another host are
 left alone: from here we cannot know whether their process still runs.
@@ -19,6 +20,7 @@ import socket
 HOST_TAG = "pesnet.host"
 PID_TAG = "pesnet.pid"
 PID_START_TAG = "pesnet.pid_start"
+PID_NAMESPACE_TAG = "pesnet.pid_namespace"
 _PARENT_TAG = "mlflow.parentRunId"  # mlflow.utils.mlflow_tags.MLFLOW_PARENT_RUN_ID
 
 
@@ -35,19 +37,32 @@ def process_start(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None  # field 22 of the whole line
 
 
+def pid_namespace() -> str | None:
+    """This process's pid namespace (``pid:[4026531836]``) on Linux, else None."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def owner_tags() -> dict[str, str]:
     """Tags naming this process as a run's owner: host, pid and (on Linux) its start time."""
     tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
-    start = process_start(os.getpid())
+    start, namespace = process_start(os.getpid()), pid_namespace()
     if start is not None:
         tags[PID_START_TAG] = start
+    if namespace is not None:
+        tags[PID_NAMESPACE_TAG] = namespace
     return tags
 
 
 def owner_is_alive(tags: dict) -> bool:
-    """False only if the run's owner ran on this host and that process has ended (or its pid
-    now belongs to a process that started later). True when in doubt."""
+    """False only if the run's owner ran on this host, in this pid namespace, and that process
+    has ended (or its pid now belongs to a process that started later). True when in doubt."""
     if tags.get(HOST_TAG) != socket.gethostname():
+        return True
+    namespace = tags.get(PID_NAMESPACE_TAG)
+    if namespace is not None and namespace != pid_namespace():
         return True
     try:
         pid = int(tags[PID_TAG])
