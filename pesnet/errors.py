@@ -32,6 +32,11 @@ class ConfigurationError(InputError):
         super().__init__(f"{where}: {reason}")
 
 
+class NonFiniteResultError(PesnetError):
+    """A computation gave NaN or infinite values from finite input (an overflow in the
+    descriptor or the networks): refused rather than returned."""
+
+
 class NotFittedError(PesnetError):
     """A model was asked to predict before it was fitted or loaded."""
 

@@ -47,3 +47,10 @@ def test_bad_default_arguments():
         default_parameters(["Cu"], 0.3)
     with pytest.raises(InputError, match="n_radial"):
         default_parameters(["Cu"], 6.0, n_radial=0)
+
+
+def test_a_cutoff_above_20_angstrom_is_refused_for_new_descriptors_only():
+    with pytest.raises(InputError, match="cutoff 25 Å is above the 20 Å"):
+        default_parameters(["Cu"], 25.0)
+    old = ACSF(["Cu"], 25.0, g2=[(0.5, 2.0)])          # as a model file may hold it
+    assert ACSF.from_params(old.params).cutoff == 25.0

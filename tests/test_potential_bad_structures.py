@@ -164,3 +164,18 @@ def test_calculator_answers_finitely_or_refuses_clearly(copper_potential, atoms,
     assert finite_input and len(atoms) > 0, "a non-finite or empty structure was answered"
     for value in values:
         assert np.isfinite(value).all()
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_a_non_finite_result_is_refused_not_returned(copper_potential):
+    from pesnet.errors import NonFiniteResultError
+
+    broken = random_potential(elements=(29,), hidden=(5,), cutoff=3.0)
+    network = broken.networks[29]
+    network.params[...] = 1e308             # every pre-activation overflows to ±inf
+    atoms = _copper()
+    with pytest.raises(NonFiniteResultError, match="non-finite energy"):
+        broken.predict(atoms)
+    atoms.calc = PESNetCalculator(broken)
+    with pytest.raises(NonFiniteResultError):
+        atoms.get_forces()

@@ -56,7 +56,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from pesnet.data import Dataset
-    from pesnet.descriptors.acsf import ACSF
+    from pesnet.descriptors.acsf import ACSF, check_new_cutoff
     from pesnet.descriptors.defaults import default_parameters
     from pesnet.descriptors.featurize import featurize, load_descriptor_params
     from pesnet.fileio import check_output_path
@@ -66,6 +66,7 @@ def run(args) -> int:
         raise InputError(f"--chunk-size must be at least 1, got {args.chunk_size}")
     if args.descriptor_params is not None:
         acsf = ACSF.from_params(load_descriptor_params(args.descriptor_params))
+        check_new_cutoff(acsf.cutoff)
     else:
         with Dataset(args.dataset) as ds:
             elements = ds.elements

@@ -34,6 +34,14 @@ from pesnet.neighbours import neighbour_list
 MAX_CUTOFF = 20.0
 
 
+def check_new_cutoff(cutoff: float) -> None:
+    """Refuse a cutoff (Å) above :data:`MAX_CUTOFF` for a descriptor being chosen now (a spec,
+    a command line, a parameter file); model files written with a longer one still load."""
+    if float(cutoff) > MAX_CUTOFF:
+        raise InputError(f"descriptor cutoff {float(cutoff):g} Å is above the {MAX_CUTOFF:g} Å "
+                         "a local descriptor can use (typical: 4–8 Å)")
+
+
 class ACSFResult(NamedTuple):
     """Symmetry functions of one configuration (N atoms, F features).
 
@@ -117,9 +125,6 @@ class ACSF:
         self.cutoff = float(cutoff)
         if not np.isfinite(self.cutoff) or self.cutoff <= 0:
             raise InputError(f"descriptor cutoff must be a positive number of Å, got {cutoff!r}")
-        if self.cutoff > MAX_CUTOFF:
-            raise InputError(f"descriptor cutoff {self.cutoff:g} Å is above the {MAX_CUTOFF:g} Å "
-                             "a local descriptor can use (typical: 4–8 Å)")
         self.angular_cutoff = self.cutoff if angular_cutoff is None else float(angular_cutoff)
         if not 0 < self.angular_cutoff <= self.cutoff:
             raise InputError(f"angular_cutoff must be in (0, cutoff={self.cutoff}] Å, got "

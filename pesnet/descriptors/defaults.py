@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from pesnet.descriptors.acsf import ACSF
+from pesnet.descriptors.acsf import ACSF, check_new_cutoff
 from pesnet.errors import InputError
 
 #: Default range (Å) of the angular terms (see the module doc).
@@ -44,6 +44,7 @@ def default_parameters(elements, cutoff: float = 6.0, n_radial: int = 8,
     cutoff = float(cutoff)
     if not cutoff > r_min:
         raise InputError(f"cutoff must exceed r_min = {r_min} Å, got {cutoff}")
+    check_new_cutoff(cutoff)
     if n_radial < 1:
         raise InputError(f"n_radial must be at least 1, got {n_radial}")
     spacing = (cutoff - r_min) / n_radial

@@ -167,9 +167,10 @@ class DescriptorSpec(SpecTable):
 
     @model_validator(mode="after")
     def _valid(self):
-        from pesnet.descriptors.acsf import ACSF
+        from pesnet.descriptors.acsf import ACSF, check_new_cutoff
 
         try:
+            check_new_cutoff(self.cutoff)
             ACSF.from_params(self.parameters(self.elements or ["H"]))
         except InputError as error:
             raise ValueError(str(error)) from None

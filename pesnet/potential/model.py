@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pesnet.data.validate import check_structure
-from pesnet.errors import InputError
+from pesnet.errors import InputError, NonFiniteResultError
 from pesnet.potential.operators import ForceOperator, strain_gradient
 
 
@@ -191,7 +191,15 @@ class Potential:
 
     def summarize(self, out: MemberOutputs, offsets, atoms_list=None,
                   members: bool = False) -> Prediction:
-        """Ensemble means and (calibrated) spreads of :class:`MemberOutputs`."""
+        """Ensemble means and (calibrated) spreads of :class:`MemberOutputs`; a
+        :class:`~pesnet.errors.NonFiniteResultError` if any member's energy, forces or virial
+        is not finite (the inputs were checked, so that is an overflow, never an answer)."""
+        for name, values in (("energy", out.energy), ("forces", out.forces),
+                             ("stress", out.virial)):
+            if values is not None and not np.isfinite(values).all():
+                raise NonFiniteResultError(
+                    f"the model gave a non-finite {name} (an overflow in its descriptor or "
+                    f"networks: far outside what it was trained on)")
         s_e, s_f = self.calibration["energy"], self.calibration["forces"]
         energy_std_raw = _spread(out.energy)
         forces_std_raw = None if out.forces is None else _spread(out.forces)
