@@ -113,10 +113,15 @@ def open_hdf5(path, kind: str, format_name: str | None = None, version: int | No
 def check_format(attrs, where: str, kind: str, name: str, version: int) -> None:
     """Raise :class:`~pesnet.errors.DataFormatError` unless ``attrs`` (an HDF5 object's
     attributes) say format ``name`` at a ``format_version`` this pesnet reads (≤ ``version``)."""
-    if attrs.get("format") != name:
+    found = attrs.get("format")
+    if not isinstance(found, str) or found != name:  # an array attribute has no truth value
         raise DataFormatError(f"{where}: not a pesnet {kind} (format attribute "
-                              f"{attrs.get('format')!r})")
-    found = int(attrs.get("format_version", -1))
+                              f"{str(found)[:60]!r})")
+    try:
+        found = int(attrs.get("format_version", -1))
+    except (TypeError, ValueError):
+        raise DataFormatError(f"{where}: damaged {kind} (format_version attribute "
+                              f"{str(attrs.get('format_version'))[:60]!r})") from None
     if found > version:
         raise DataFormatError(f"{where}: {kind} format version {found} is newer than this "
                               f"pesnet supports ({version}); upgrade pesnet")

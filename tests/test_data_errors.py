@@ -261,3 +261,20 @@ def test_corrupted_extxyz_gives_clean_error_or_correct_dataset(tmp_path_factory,
             np.testing.assert_array_equal(a.numbers, b.numbers)
             assert a.get_potential_energy() == b.get_potential_energy()
             np.testing.assert_array_equal(a.get_forces(), b.get_forces())
+
+
+@pytest.mark.parametrize("attribute, value", [("format", np.array([b"pesnet-dataset"] * 2)),
+                                              ("format", 7),
+                                              ("format_version", np.array([1, 2])),
+                                              ("format_version", "one")])
+def test_a_dataset_with_a_garbled_format_attribute_is_one_line(tmp_path, extxyz_file, capsys,
+                                                              attribute, value):
+    import h5py
+
+    dataset = tmp_path / "ds.h5"
+    assert main(["ingest", str(extxyz_file), "-o", str(dataset), "--quiet"]) == 0
+    with h5py.File(dataset, "a") as f:
+        f.attrs[attribute] = value
+    code = main(["info", str(dataset)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "ds.h5: " in err, err
