@@ -3,9 +3,10 @@
 Each command lives in its own module of :mod:`pesnet.cli` exposing
 ``register(subparsers)``, which adds a sub-parser whose ``func(args) -> int`` does the work.
 Errors a user can cause (:class:`pesnet.errors.PesnetError`) become one line on stderr and
-exit code 1; argument errors exit 2 (argparse); Ctrl-C exits 130. The long-running commands
-(:data:`TERMINABLE`) treat SIGTERM (``kill``, ``timeout``, a batch system's walltime or
-``scancel``) like Ctrl-C, so their MLflow runs are closed as KILLED, and exit 143 (128 + 15).
+exit code 1; argument errors exit 2 (argparse); Ctrl-C exits 130. Every command but the
+servers (:data:`SERVERS`) treats SIGTERM (``kill``, ``timeout``, a batch system's walltime or
+``scancel``) like Ctrl-C, so MLflow runs are closed as KILLED and half-written outputs
+removed, and exits 143 (128 + 15).
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ COMMAND_MODULES = [
     "pesnet.cli.runs",
 ]
 
-#: Commands during which SIGTERM raises :class:`Terminated` (serve and ui stop their server
-#: process group themselves).
-TERMINABLE = {"run", "active-learn", "sweep", "train"}
+#: Commands that keep the default SIGTERM handling: they stop their server process group
+#: themselves. In every other command SIGTERM raises :class:`Terminated`.
+SERVERS = {"serve", "ui"}
 
 
 class Terminated(KeyboardInterrupt):
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    guard = sigterm_raises() if args.command in TERMINABLE else contextlib.nullcontext()
+    guard = contextlib.nullcontext() if args.command in SERVERS else sigterm_raises()
     try:
         with guard:
             return int(args.func(args) or 0)
