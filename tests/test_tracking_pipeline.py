@@ -69,6 +69,25 @@ def test_parent_run_has_spec_params_tags_and_final_metrics(tracked, cu_features)
     assert "MLflow: run " + parent.info.run_id in out and "models:/tiny-tracked/1" in out
 
 
+def test_dashboard_reads_like_the_terminal(tracked):
+    """The experiment opens on training runs, the run is named for what it is, and the
+    headline test metrics are also in meV under names that carry the unit."""
+    import hashlib
+    import re
+
+    client, parent, run_dir, _, spec = tracked
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    digest = hashlib.sha256(spec.read_text().encode()).hexdigest()[:7]
+    assert re.fullmatch(rf"tiny-tracked-{digest}-\d{{8}}-\d{{6}}", parent.info.run_name)
+    metrics = parent.data.metrics
+    local = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    assert metrics["test_force_mae_meV_per_A"] == pytest.approx(1e3 * local["force_mae"])
+    assert metrics["test_energy_mae_meV_per_atom"] == pytest.approx(
+        1e3 * local["energy_mae_per_atom"])
+    assert metrics["test_force_rmse_meV_per_A"] == pytest.approx(1e3 * local["force_rmse"])
+
+
 def test_per_epoch_metric_histories(tracked):
     client, parent, run_dir, _, _ = tracked
     history = json.loads((run_dir / "history.json").read_text())

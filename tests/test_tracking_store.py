@@ -184,3 +184,20 @@ def test_foreground_server_group_is_stopped_on_sigterm(tmp_path):
         if wrapper.poll() is None:
             os.killpg(wrapper.pid, signal.SIGKILL)
             wrapper.wait()
+
+
+def test_an_existing_experiment_gets_the_training_kind_unless_it_has_one(tmp_path):
+    from mlflow import MlflowClient
+
+    from pesnet.tracking.store import get_or_create_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    bare = client.create_experiment("bare")
+    chosen = client.create_experiment("chosen", tags={"mlflow.experimentKind": "genai_development"})
+    assert get_or_create_experiment(client, uri, "bare") == bare
+    assert get_or_create_experiment(client, uri, "chosen") == chosen
+    assert client.get_experiment(bare).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert client.get_experiment(chosen).tags["mlflow.experimentKind"] == "genai_development"
+    new = get_or_create_experiment(client, uri, "new")
+    assert client.get_experiment(new).tags["mlflow.experimentKind"] == "custom_model_development"

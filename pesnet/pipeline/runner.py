@@ -111,9 +111,10 @@ def _copy_spec(pipeline: Pipeline, run_dir: Path) -> None:
 
 
 def _start_session(ctx: Context, err) -> None:
-    from pesnet.tracking.session import TrackingSession, source_tags
+    from pesnet.tracking.session import TrackingSession, run_name, source_tags
 
     tags = source_tags(ctx.spec.name, ctx.pipeline.path, ctx.pipeline.root, ctx.run_dir)
+    tags["mlflow.runName"] = run_name(ctx.spec.name, ctx.pipeline.text)
     try:
         ctx.session = TrackingSession.start(ctx.tracking_uri, ctx.spec.name,
                                             ctx.pipeline.flat_params(), tags,

@@ -306,6 +306,7 @@ class Log(Step):
     def run(self, ctx, key):
         from pesnet.data import Dataset
         from pesnet.potential.io import load_model
+        from pesnet.tracking.session import in_mev
 
         session = _session(ctx)
         dataset = ctx.path("dataset.h5")
@@ -335,6 +336,7 @@ class Log(Step):
             session.finish_members(model.metadata)
         scores = read_metrics(ctx.run_dir)
         session.log_metrics(scores["metrics"], prefix=f"{scores['split']}_")
+        session.log_metrics(in_mev(scores["metrics"]), prefix=f"{scores['split']}_")
         for file in ("spec.toml", "model.h5", "metrics.json", "history.json"):
             session.log_artifact(ctx.path(file))
         if ctx.path(PLOTS_DIR).is_dir():

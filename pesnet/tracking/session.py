@@ -62,6 +62,28 @@ def ensemble_metrics(record) -> dict[str, float]:
     }
 
 
+#: Headline test metrics (eV) also logged in meV under names that carry the unit, so the
+#: dashboard's charts read like the terminal's table.
+MEV_NAMES = {"energy_mae_per_atom": "energy_mae_meV_per_atom",
+             "energy_rmse_per_atom": "energy_rmse_meV_per_atom",
+             "force_mae": "force_mae_meV_per_A", "force_rmse": "force_rmse_meV_per_A"}
+
+
+def in_mev(metrics: dict) -> dict[str, float]:
+    """The :data:`MEV_NAMES` entries of ``metrics`` (eV, eV/Å) in meV under their new names."""
+    return {new: 1e3 * float(metrics[old]) for old, new in MEV_NAMES.items() if old in metrics}
+
+
+def run_name(pipeline_name: str, spec_text: str, when: float | None = None) -> str:
+    """A pipeline run's MLflow name: ``quickstart-3f2a9c1-20261205-172301`` — the pipeline,
+    the first 7 hex digits of the spec's SHA-256 (runs of one spec share it) and the local
+    start time."""
+    import hashlib
+
+    digest = hashlib.sha256(spec_text.encode()).hexdigest()[:7]
+    return f"{pipeline_name}-{digest}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}"
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

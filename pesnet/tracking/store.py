@@ -160,9 +160,16 @@ def client(uri: str):
     return mlflow_client
 
 
+#: MLflow 3's dashboard opens an experiment by this tag: without it a new experiment is shown
+#: as a GenAI one (traces, token usage); with it, on its training runs. A user's own choice
+#: (the tag already set) is kept.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def get_or_create_experiment(mlflow_client, uri: str, name: str) -> str:
-    """The id of experiment ``name``, created (with :func:`artifact_location`) if missing;
-    a deleted experiment of that name is restored."""
+    """The id of experiment ``name``, created (with :func:`artifact_location` and
+    :data:`EXPERIMENT_KIND`) if missing; a deleted experiment of that name is restored, and
+    one without a kind gets pesnet's."""
     from mlflow.exceptions import MlflowException
 
     with store_lock(uri):
@@ -170,9 +177,13 @@ def get_or_create_experiment(mlflow_client, uri: str, name: str) -> str:
         if experiment is not None:
             if experiment.lifecycle_stage == "deleted":
                 mlflow_client.restore_experiment(experiment.experiment_id)
+            for key, value in EXPERIMENT_KIND.items():
+                if key not in experiment.tags:
+                    mlflow_client.set_experiment_tag(experiment.experiment_id, key, value)
             return experiment.experiment_id
         try:
-            return mlflow_client.create_experiment(name, artifact_location(uri, name))
+            return mlflow_client.create_experiment(name, artifact_location(uri, name),
+                                                   tags=EXPERIMENT_KIND)
         except MlflowException as error:  # another process created it just now
             experiment = mlflow_client.get_experiment_by_name(name)
             if experiment is None:
