@@ -191,6 +191,19 @@ def test_rerun_after_eval_change_logs_a_complete_new_run(tracked, store, capsys)
     assert main(["runs", "tiny-tracked"]) == 0
     listing = capsys.readouterr().out
     assert newest.info.run_id[:8] in listing and first.info.run_id[:8] in listing
+    # `pesnet compare` shows what differs: by id prefix and by run name
+    assert main(["compare", first.info.run_id[:8], newest.info.run_name]) == 0
+    text = capsys.readouterr().out
+    changed = [line.split() for line in text.split("params that differ")[1]
+               .split("metrics")[0].strip().splitlines()]
+    assert changed == [["evaluate.split", "test", "validation"]]
+    row = next(line for line in text.splitlines() if line.startswith("test_force_mae "))
+    assert row.split()[1] == format(first.data.metrics["test_force_mae"], ".6g")
+    assert row.split()[2] == "—"          # the rerun scored the validation split
+    assert f"%5B%22{first.info.run_id}%22%2C%22{newest.info.run_id}%22%5D" in text
+    assert "#/compare-runs?runs=" in text
+    assert main(["compare", first.info.run_id[:8], "no-such-run"]) == 1
+    assert "no run 'no-such-run'" in capsys.readouterr().err
 
 
 def test_failure_mid_pipeline_marks_run_failed_and_keeps_artefacts(store, cu_features, tmp_path,

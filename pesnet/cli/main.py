@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "pesnet.cli.serve",
     "pesnet.cli.ui",
     "pesnet.cli.runs",
+    "pesnet.cli.compare",
 ]
 
 #: Commands that keep the default SIGTERM handling: they stop their server process group
