@@ -332,5 +332,35 @@ def test_dashboard_serves_the_store_on_loopback(tracked, store):
         with urllib.request.urlopen(request, timeout=30) as answer:
             run = json.loads(answer.read())["run"]
         assert run["info"]["run_id"] == parent.info.run_id
+        printed = (run_dir.parent / "ui.log").read_text()
+        assert f"{url}/#/experiments?workflowType=machine_learning" in printed
+        _opens_on_training_runs(url, parent, run_dir.parent)
     finally:
         stop(server)
+
+
+def _browser():
+    import shutil
+
+    return next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(b)), None)
+
+
+def _opens_on_training_runs(url, parent, scratch):
+    """In a real (headless) browser, the address pesnet prints for an experiment shows the
+    "Model training" mode with this run in its table (skipped where there is no browser)."""
+    import subprocess
+
+    from pesnet.tracking.dashboard import dashboard_url
+
+    browser = _browser()
+    if browser is None:
+        pytest.skip("no Chromium on this machine: the dashboard was checked over HTTP only")
+    page = dashboard_url(url, parent.info.experiment_id)
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={scratch / 'chromium'}",
+         "--virtual-time-budget=20000", "--dump-dom", page],
+        capture_output=True, text=True, timeout=120).stdout
+    assert "Model training" in dom and parent.info.run_name in dom, dom[-2000:]

@@ -18,6 +18,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from pesnet.tracking.dashboard import dashboard_url
     from pesnet.tracking.registry import check_port_free, run_foreground, server_env, ui_command
     from pesnet.tracking.store import describe, is_remote, resolve_tracking_uri, sqlite_path
 
@@ -30,6 +31,6 @@ def run(args) -> int:
         print(f"note: {describe(uri)} does not exist yet; `pesnet run pipelines/quickstart.toml` "
               f"creates it", flush=True)
     check_port_free(args.host, args.port)
-    print(f"MLflow dashboard on {describe(uri)}: http://{args.host}:{args.port} (Ctrl-C stops)",
-          flush=True)
+    print(f"MLflow dashboard on {describe(uri)} (Ctrl-C stops): "
+          f"{dashboard_url(f'http://{args.host}:{args.port}')}", flush=True)
     return run_foreground(ui_command(uri, args.host, args.port, args.workers), server_env(uri))

@@ -31,6 +31,7 @@ from pesnet.pipeline.ownership import check_owner, claim_run_dir
 from pesnet.pipeline.spec import Pipeline
 from pesnet.pipeline.step_base import Context, StepState
 from pesnet.pipeline.steps import STEPS, read_metrics
+from pesnet.tracking.dashboard import dashboard_url
 from pesnet.tracking.store import TrackingError, describe, resolve_tracking_uri
 
 #: Where run directories go by default (relative to the working directory).
@@ -60,6 +61,7 @@ class PipelineResult(NamedTuple):
     metrics: dict | None
     tracking_uri: str | None
     tracking_error: str | None
+    experiment_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -227,7 +229,7 @@ def _execute(ctx: Context, plan: dict, force: bool, out) -> PipelineResult:
         metrics = read_metrics(ctx.run_dir)
     return PipelineResult(ctx.pipeline, ctx.run_dir, outcomes, log.get("run_id"),
                           registered.get("version"), metrics, ctx.tracking_uri,
-                          ctx.tracking_error)
+                          ctx.tracking_error, log.get("experiment_id"))
 
 
 def summary_lines(result: PipelineResult) -> list[str]:
@@ -240,5 +242,6 @@ def summary_lines(result: PipelineResult) -> list[str]:
             name = result.pipeline.spec.model_name
             lines.append(f"registered: models:/{name}/{result.model_version}  "
                          f"(serve it: pesnet serve {name})")
-        lines.append("dashboard: pesnet ui   then open http://127.0.0.1:5000")
+        lines.append(f"dashboard: pesnet ui   then open "
+                     f"{dashboard_url(experiment_id=result.experiment_id, run_id=result.run_id)}")
     return lines

@@ -344,7 +344,8 @@ class Log(Step):
         model_uri, model_id = session.log_pyfunc(ctx.path("model.h5"), example)
         return StepResult(f"MLflow run {session.run_name} ({session.run_id[:8]}) in "
                           f"experiment {ctx.spec.name}", {},
-                          {"run_id": session.run_id, "model_uri": model_uri,
+                          {"run_id": session.run_id, "experiment_id": session.experiment_id,
+                           "model_uri": model_uri,
                            "model_id": model_id, "model_sha256": model_sha,
                            "dataset_sha256": dataset_sha})
 
