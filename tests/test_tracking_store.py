@@ -97,10 +97,15 @@ def test_pesnet_and_its_cli_do_not_import_mlflow():
 def test_server_commands_bind_loopback_and_find_uvicorn():
     from pesnet.tracking import registry
 
-    serve = registry.serve_command("models:/x/3", port=5123)
-    assert serve[:5] == [sys.executable, "-m", "mlflow", "models", "serve"]
-    assert serve[serve.index("--env-manager") + 1] == "local"
-    assert serve[serve.index("-h") + 1] == "127.0.0.1"
+    serve = registry.serve_command(port=5123)
+    assert serve[:3] == [sys.executable, "-m", "uvicorn"]
+    assert serve[serve.index("--factory") + 1] == "pesnet.tracking.scoring:create_app"
+    assert serve[serve.index("--host") + 1] == "127.0.0.1"
+    assert serve[serve.index("--port") + 1] == "5123"
+    env = registry.serve_env("sqlite:////tmp/m.db", "/tmp/model", 500, 2.5, 30)
+    assert env["PESNET_SERVE_MODEL"] == "/tmp/model" and env["PESNET_SERVE_MAX_ATOMS"] == "500"
+    assert env["PESNET_SERVE_MAX_REQUEST_MB"] == "2.5"
+    assert env["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] == "30"
     ui = registry.ui_command("sqlite:////tmp/m.db")
     assert ui[ui.index("--host") + 1] == "127.0.0.1" and ui[ui.index("--workers") + 1] == "1"
     assert ui[ui.index("--backend-store-uri") + 1] == "sqlite:////tmp/m.db"

@@ -4,8 +4,10 @@ Modules: :mod:`.store` (tracking URI, artefact location, locking, reachability),
 :mod:`.session` (parent and member runs, params, metrics, artefacts, registry),
 :mod:`.callback` (the training callback streaming learning curves), :mod:`.plots`
 (matplotlib PNGs), :mod:`.serving` (request/answer format of the served model),
-:mod:`.pyfunc_model` (the models-from-code file MLflow loads), :mod:`.registry`
-(serving and the UI as subprocesses) and :mod:`.query` (recent runs for the terminal).
+:mod:`.pyfunc_model` (the models-from-code file MLflow loads), :mod:`.scoring` (what runs
+in the model server: answers with HTTP status codes, the ASGI app), :mod:`.request_limits`
+(atoms, bytes and seconds per request), :mod:`.registry` (serving and the UI as
+subprocesses) and :mod:`.query` (recent runs for the terminal).
 
 Importing this package does not import MLflow (it costs ~1.5 s); the functions that need it
 import it when called.

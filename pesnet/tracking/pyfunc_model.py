@@ -4,13 +4,11 @@ MLflow copies this file into the logged model and runs it when the model is load
 is pickled. The only artefact is ``model`` (the HDF5 model file, plain data). Loading needs
 pesnet installed in the serving environment (``mlflow models serve ... --env-manager local``
 from pesnet's environment, or ``pesnet serve``). Request and answer formats:
-:mod:`pesnet.tracking.serving`.
+:mod:`pesnet.tracking.serving`; status codes: :mod:`pesnet.tracking.scoring`.
 """
 
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from mlflow.models import set_model
-from mlflow.protos.databricks_pb2 import BAD_REQUEST
 from mlflow.pyfunc import PythonModel
 
 
@@ -23,19 +21,11 @@ class PesnetPotentialModel(PythonModel):
         self.potential = load_model(context.artifacts["model"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None):
-        from pesnet.errors import PesnetError
-        from pesnet.tracking.serving import predict_records
+        # the work (and the HTTP status of errors) lives in the installed package, so it can
+        # change without re-logging models; this file is copied into each model as it is
+        from pesnet.tracking.scoring import answer
 
-        if isinstance(model_input, pd.DataFrame):
-            rows = model_input.to_dict(orient="records")
-        elif isinstance(model_input, dict):
-            rows = [model_input]
-        else:
-            rows = list(model_input)
-        try:
-            return predict_records(self.potential, rows)
-        except PesnetError as error:
-            raise MlflowException(str(error), error_code=BAD_REQUEST) from None
+        return answer(self.potential, model_input)
 
 
 set_model(PesnetPotentialModel())

@@ -1,10 +1,12 @@
 """Registered models and the two MLflow servers pesnet starts: the model server and the UI.
 
-Both run as ``python -m mlflow ...`` subprocesses of pesnet's interpreter, with that
-interpreter's ``bin`` directory first on ``PATH`` (``mlflow models serve --env-manager local``
-starts ``uvicorn`` by name and fails without it) and ``MLFLOW_TRACKING_URI`` set to the store
-(``models:/NAME/VERSION`` is resolved through its registry). Both bind 127.0.0.1 unless told
-otherwise.
+Both are subprocesses of pesnet's interpreter with ``MLFLOW_TRACKING_URI`` set to the store and
+that interpreter's ``bin`` directory first on ``PATH`` (``mlflow ui`` starts ``uvicorn`` by
+name). The UI is ``python -m mlflow ui``. The model server is what ``mlflow models serve
+--env-manager local`` runs (MLflow's scoring server under uvicorn) with a request-size limit
+in front of it (:mod:`.scoring`, :mod:`.request_limits`): the model is downloaded once into a
+temporary directory and uvicorn loads ``pesnet.tracking.scoring:create_app``. Both bind
+127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
@@ -71,12 +73,38 @@ def check_port_free(host: str, port: int) -> None:
                              f"choose another --port") from None
 
 
-def serve_command(model_uri: str, host: str = "127.0.0.1", port: int = 5001,
-                  workers: int = 1, timeout: int = 60) -> list[str]:
-    """``mlflow models serve`` of ``model_uri`` in pesnet's own environment."""
-    return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-            "--env-manager", "local", "-h", host, "-p", str(port), "-w", str(workers),
-            "-t", str(timeout)]
+def download_model(uri: str, model_uri: str, directory) -> Path:
+    """Download ``model_uri`` (``models:/NAME/VERSION``) from the store ``uri`` into
+    ``directory``; returns the model's local directory (its ``MLmodel`` file is inside)."""
+    import mlflow.artifacts
+
+    try:
+        with store.using_tracking_uri(uri):  # models:/ resolves through the registry
+            return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri,
+                                                            dst_path=str(directory)))
+    except Exception as error:  # MlflowException, OSError, requests errors
+        raise TrackingError(f"cannot download {model_uri} from {store.describe(uri)}: "
+                            f"{str(error).splitlines()[0]}") from None
+
+
+def serve_command(host: str = "127.0.0.1", port: int = 5001, workers: int = 1) -> list[str]:
+    """The model server (:func:`pesnet.tracking.scoring.create_app` under uvicorn) in pesnet's
+    own environment; the model and limits come from :func:`serve_env`."""
+    return [sys.executable, "-m", "uvicorn", "--factory", "pesnet.tracking.scoring:create_app",
+            "--host", host, "--port", str(port), "--workers", str(workers)]
+
+
+def serve_env(uri: str, model_dir, max_atoms: int, max_request_mb: float,
+              timeout: int) -> dict:
+    """Environment of the model server: :func:`server_env` plus the model directory, the atom
+    and body limits of one request (atoms, MiB) and its timeout (s)."""
+    from pesnet.tracking.request_limits import MAX_ATOMS_ENV, MAX_REQUEST_MB_ENV, TIMEOUT_ENV
+    from pesnet.tracking.scoring import MODEL_ENV
+
+    env = server_env(uri)
+    env.update({MODEL_ENV: str(model_dir), MAX_ATOMS_ENV: str(max_atoms),
+                MAX_REQUEST_MB_ENV: repr(float(max_request_mb)), TIMEOUT_ENV: str(timeout)})
+    return env
 
 
 def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000,
