@@ -86,6 +86,15 @@ def test_dashboard_reads_like_the_terminal(tracked):
     assert metrics["test_energy_mae_meV_per_atom"] == pytest.approx(
         1e3 * local["energy_mae_per_atom"])
     assert metrics["test_force_rmse_meV_per_A"] == pytest.approx(1e3 * local["force_rmse"])
+    # per-group rows: in metrics.json, in MLflow (meV), and a parity plot by group
+    groups = json.loads((run_dir / "metrics.json").read_text())["groups"]
+    assert len(groups) > 1 and sum(g["n_configs"] for g in groups.values()) == local["n_configs"]
+    for name, values in groups.items():
+        assert metrics[f"test_group.{name}.force_mae_meV_per_A"] == pytest.approx(
+            1e3 * values["force_mae"])
+        assert metrics[f"test_group.{name}.n_configs"] == values["n_configs"]
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/parity_groups.png" in plots
 
 
 def test_per_epoch_metric_histories(tracked):

@@ -251,7 +251,7 @@ class Evaluate(Step):
 
     def run(self, ctx, key):
         from pesnet.data import Dataset, split_indices
-        from pesnet.potential.evaluate import evaluate_potential
+        from pesnet.potential.evaluate import evaluate_potential, group_metrics
         from pesnet.potential.io import load_model
         from pesnet.tracking.plots import write_plots
 
@@ -273,7 +273,8 @@ class Evaluate(Step):
             old.unlink()
         written = write_plots(evaluation, read_history(ctx.path("history.json")), plots_dir)
         with atomic_output(ctx.path("metrics.json"), suffix=".json.tmp") as tmp:
-            tmp.write_text(json.dumps({"split": name, "metrics": evaluation.metrics}, indent=2))
+            tmp.write_text(json.dumps({"split": name, "metrics": evaluation.metrics,
+                                       "groups": group_metrics(evaluation)}, indent=2))
         outputs = {**self.outputs(ctx), **{f"plots/{p.name}": p for p in written}}
         m = evaluation.metrics
         forces = f", {1e3 * m['force_mae']:.1f} meV/Å" if "force_mae" in m else ""
@@ -306,7 +307,7 @@ class Log(Step):
     def run(self, ctx, key):
         from pesnet.data import Dataset
         from pesnet.potential.io import load_model
-        from pesnet.tracking.session import in_mev
+        from pesnet.tracking.session import group_summary, in_mev, metric_safe
 
         session = _session(ctx)
         dataset = ctx.path("dataset.h5")
@@ -337,6 +338,9 @@ class Log(Step):
         scores = read_metrics(ctx.run_dir)
         session.log_metrics(scores["metrics"], prefix=f"{scores['split']}_")
         session.log_metrics(in_mev(scores["metrics"]), prefix=f"{scores['split']}_")
+        for group, values in scores.get("groups", {}).items():
+            session.log_metrics(group_summary(values), prefix=f"{scores['split']}_group."
+                                f"{metric_safe(group or 'none')}.")
         for file in ("spec.toml", "model.h5", "metrics.json", "history.json"):
             session.log_artifact(ctx.path(file))
         if ctx.path(PLOTS_DIR).is_dir():

@@ -10,6 +10,8 @@
   calibration, the shaded area the miscalibration area.
 * ``error_vs_uncertainty.png``: |error| against predicted σ (log–log), with the RMS error in
   bins of σ; a calibrated model follows the diagonal.
+* ``parity_groups.png`` (when the data has more than one group, ``config_type``): energy per
+  atom and force components coloured by group, each group's force MAE (meV/Å) in the legend.
 """
 
 from __future__ import annotations
@@ -177,6 +179,34 @@ def error_vs_uncertainty(evaluation, path) -> Path:
     return _save(fig, Path(path))
 
 
+def parity_groups(evaluation, path) -> Path:
+    """Energies (meV/atom) and force components (eV/Å) coloured by group (``config_type``)."""
+    plt = _pyplot()
+    groups = sorted(set(evaluation.config_type.tolist()))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 4.6))
+    n = np.maximum(evaluation.n_atoms, 1)
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(groups), 2)))
+    for colour, group in zip(colours, groups):
+        rows = evaluation.config_type == group
+        atoms = evaluation.forces_config_type == group
+        left.scatter(1e3 * evaluation.energy_true[rows] / n[rows],
+                     1e3 * evaluation.energy_pred[rows] / n[rows], s=8, color=colour,
+                     rasterized=True)
+        f_true, f_pred = evaluation.forces_true[atoms], evaluation.forces_pred[atoms]
+        mae = f" {1e3 * metrics.mae(f_pred - f_true):.1f} meV/Å" if f_true.size else ""
+        right.scatter(f_true.ravel(), f_pred.ravel(), s=3, color=colour, rasterized=True,
+                      label=f"{group or '(none)'}{mae}")
+    for ax, unit, title in ((left, "meV/atom", "energy per atom"),
+                            (right, "eV/Å", "force components")):
+        lo, hi = ax.get_xlim()
+        ax.plot([lo, hi], [lo, hi], color="0.4", lw=0.8)
+        ax.set_xlabel(f"reference ({unit})")
+        ax.set_ylabel(f"predicted ({unit})")
+        ax.set_title(f"{title} by group")
+    right.legend(fontsize=7, markerscale=3, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return _save(fig, Path(path))
+
+
 def write_plots(evaluation, history, directory) -> list[Path]:
     """Every plot of the module into ``directory``; returns the files written."""
     directory = Path(directory)
@@ -188,4 +218,6 @@ def write_plots(evaluation, history, directory) -> list[Path]:
         written.append(learning_curves(history, directory / "learning_curves.png"))
     written.append(calibration(evaluation, directory / "calibration.png"))
     written.append(error_vs_uncertainty(evaluation, directory / "error_vs_uncertainty.png"))
+    if len(set(evaluation.config_type.tolist())) > 1:
+        written.append(parity_groups(evaluation, directory / "parity_groups.png"))
     return written

@@ -74,6 +74,21 @@ def in_mev(metrics: dict) -> dict[str, float]:
     return {new: 1e3 * float(metrics[old]) for old, new in MEV_NAMES.items() if old in metrics}
 
 
+def group_summary(metrics: dict) -> dict[str, float]:
+    """One group's metrics for the dashboard: size, errors in meV and the uncertainty
+    figures (coverage, Spearman) of :func:`pesnet.potential.evaluate.group_metrics`."""
+    keep = ("n_configs", "energy_coverage_1sigma", "energy_spearman", "force_coverage_1sigma",
+            "force_spearman")
+    return {**{k: float(metrics[k]) for k in keep if k in metrics}, **in_mev(metrics)}
+
+
+def metric_safe(name: str) -> str:
+    """``name`` with every character MLflow refuses in a metric key replaced by ``_``."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)[:120]
+
+
 def run_name(pipeline_name: str, spec_text: str, when: float | None = None) -> str:
     """A pipeline run's MLflow name: ``quickstart-3f2a9c1-20261205-172301`` — the pipeline,
     the first 7 hex digits of the spec's SHA-256 (runs of one spec share it) and the local
