@@ -17,8 +17,8 @@ from pesnet.tracking.request_limits import (MAX_ATOMS, MAX_ATOMS_ENV, MAX_REQUES
 def test_limits_come_from_the_environment(monkeypatch):
     for name in (MAX_ATOMS_ENV, MAX_REQUEST_MB_ENV, TIMEOUT_ENV):
         monkeypatch.delenv(name, raising=False)
-    assert (max_atoms_per_request(), max_request_mb(), request_timeout()) == (100_000, 50, 60)
-    assert MAX_ATOMS == 100_000
+    assert (max_atoms_per_request(), max_request_mb(), request_timeout()) == (20_000, 50, 60)
+    assert MAX_ATOMS == 20_000
     monkeypatch.setenv(MAX_ATOMS_ENV, "250")
     monkeypatch.setenv(MAX_REQUEST_MB_ENV, "0.5")
     monkeypatch.setenv(TIMEOUT_ENV, "7")

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     add_server_arguments(parser, port=5001)
     parser.add_argument("--max-atoms", type=int, metavar="N",
                         help="atoms per request, all structures together (default: "
-                        "$PESNET_SERVE_MAX_ATOMS, else 100000); more: HTTP 413")
+                        "$PESNET_SERVE_MAX_ATOMS, else 20000); more: HTTP 413")
     parser.add_argument("--max-request-mb", type=float, metavar="MB",
                         help="request body size in MiB (default: $PESNET_SERVE_MAX_REQUEST_MB, "
                         "else 50); larger: HTTP 413, refused before it is read")

@@ -29,10 +29,12 @@ from pesnet.errors import InputError
 
 #: Default limit on the atoms of one request (all rows and frames together). One 97,556-atom
 #: Cu cell took 19 s and 4.2 GB with a 4.5 Å cutoff on a 2-core machine; more neighbours
-#: (longer cutoffs, denser matter) cost proportionally more.
-MAX_ATOMS = 100_000
+#: (longer cutoffs, denser matter) cost proportionally more, so the default keeps a request
+#: near 1 GB and well inside the timeout with a 6 Å model.
+MAX_ATOMS = 20_000
 MAX_ATOMS_ENV = "PESNET_SERVE_MAX_ATOMS"
-#: Default limit on a request body (MiB). 100,000 atoms take ~7 MB as extxyz or JSON.
+#: Default limit on a request body (MiB). 100,000 atoms take ~7 MB as extxyz or JSON: the
+#: body limit is for multi-frame requests of small structures.
 MAX_REQUEST_MB = 50.0
 MAX_REQUEST_MB_ENV = "PESNET_SERVE_MAX_REQUEST_MB"
 #: MLflow's scoring server answers 504 when computing an answer takes longer (seconds); the
