@@ -160,8 +160,10 @@ def test_registered_pyfunc_predicts_like_the_model_file(tracked, cu_features, st
     assert version.tags["pesnet.model_sha256"] == parent.data.tags["pesnet.model_sha256"]
     with using_tracking_uri(store):
         model = mlflow.pyfunc.load_model("models:/tiny-tracked/1")
-    inputs = model.metadata.get_input_schema().input_names()
-    assert "extxyz" in inputs and "positions" in inputs
+    # no input schema: MLflow's would refuse integer arrays and drop misspelt columns
+    # (pesnet.tracking.serving checks every column); the answer's fields are declared
+    assert model.metadata.get_input_schema() is None
+    assert "energy_std" in model.metadata.get_output_schema().input_names()
     frames = ase.io.read(cu_features / "cu.extxyz", ":2")
     import io
 
