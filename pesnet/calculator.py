@@ -110,6 +110,10 @@ class PESNetCalculator(Calculator):
                 f"{type(model).__name__}")
         if not float(skin) >= 0:
             raise CalculatorSetupError(f"skin must be >= 0 Å, got {skin!r}")
+        if blas_threads is not None and (isinstance(blas_threads, bool) or not isinstance(
+                blas_threads, int) or blas_threads < 1):
+            raise CalculatorSetupError(f"blas_threads must be a positive integer or None, got "
+                                       f"{blas_threads!r}")
         super().__init__(skin=float(skin), blas_threads=blas_threads, members=bool(members),
                          **kwargs)
         self.model_uri = None   # set by from_mlflow

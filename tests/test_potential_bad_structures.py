@@ -179,3 +179,16 @@ def test_a_non_finite_result_is_refused_not_returned(copper_potential):
     atoms.calc = PESNetCalculator(broken)
     with pytest.raises(NonFiniteResultError):
         atoms.get_forces()
+
+
+def test_predict_and_the_calculator_refuse_what_is_not_a_structure(copper_potential):
+    from ase.calculators.calculator import CalculatorSetupError
+
+    for thing in ("structures.xyz", None, 3):
+        with pytest.raises(InputError, match="predict takes ase.Atoms or a list of them"):
+            copper_potential.predict(thing)
+    with pytest.raises(InputError, match=r"got str \(structure 1\)"):
+        copper_potential.predict([_copper(), "x"])
+    for threads in (0, -1, "2", 1.5, True):
+        with pytest.raises(CalculatorSetupError, match="blas_threads must be a positive"):
+            PESNetCalculator(copper_potential, blas_threads=threads)

@@ -168,7 +168,13 @@ class Potential:
         atoms_list = [atoms] if single else list(atoms)
         if not atoms_list:
             raise InputError("nothing to predict: empty list of structures")
+        from ase import Atoms
+
         for k, structure in enumerate(atoms_list):
+            if not isinstance(structure, Atoms):
+                where = "" if single else f" (structure {k})"
+                raise InputError(f"predict takes ase.Atoms or a list of them, got "
+                                 f"{type(structure).__name__}{where}")
             check_structure(structure, None if single else f"structure {k}")
         out = self.structure_evaluator().evaluate(atoms_list, forces=forces, virial=stress)
         offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])])
