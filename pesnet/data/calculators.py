@@ -73,7 +73,22 @@ def _tblite(method):
     return factory
 
 
+def _pyscf(**defaults):
+    def factory(**options):
+        import pyscf  # noqa: F401  (fail here, with the install hint, not at the first frame)
+
+        from pesnet.data.pyscf_calculator import PySCFCalculator
+
+        return PySCFCalculator(**{**defaults, **options})
+
+    return factory
+
+
 register_calculator("emt", _emt, "ASE's effective-medium theory (Al Cu Ag Au Ni Pd Pt; H C N O)")
 register_calculator("lj", _lennard_jones, "ASE's Lennard-Jones (parameters as keyword options)")
 register_calculator("gfn2-xtb", _tblite("GFN2-xTB"), "GFN2-xTB via tblite", requires="tblite")
 register_calculator("gfn1-xtb", _tblite("GFN1-xTB"), "GFN1-xTB via tblite", requires="tblite")
+register_calculator("pyscf", _pyscf(), "Kohn-Sham DFT via PySCF (options xc, basis, charge, spin, "
+                    "...; default PBE/def2-SVP)", requires="pyscf")
+register_calculator("pbe-def2svp", _pyscf(xc="PBE", basis="def2-SVP"),
+                    "PBE/def2-SVP via PySCF (density fitting, analytic forces)", requires="pyscf")
