@@ -53,7 +53,8 @@ def split_of(model, dataset_path, name, same: bool | None = None, shown=None):
     """Indices of split ``name`` of the dataset the model was trained on (None for all);
     ``same``: :func:`trained_on` if already known (it hashes the whole file); ``shown``: the
     path to name in the error (default ``dataset_path``)."""
-    from pesnet.data import Dataset, split_indices
+    from pesnet.data import Dataset
+    from pesnet.data.split import split_from_info
     from pesnet.errors import InputError
 
     if name == "all":
@@ -64,7 +65,7 @@ def split_of(model, dataset_path, name, same: bool | None = None, shown=None):
     info = model.metadata["split"]
     with Dataset(dataset_path) as ds:
         n = len(ds)
-    return getattr(split_indices(n, tuple(info["fractions"]), int(info["seed"])), name)
+    return getattr(split_from_info(info, n), name)
 
 
 def trained_on(model, dataset_path) -> bool:

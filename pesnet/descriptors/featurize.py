@@ -21,6 +21,7 @@ from ase.data import chemical_symbols
 
 from pesnet import __version__
 from pesnet.data import Dataset, split_indices
+from pesnet.data.split import Split, fixed_split
 from pesnet.descriptors.acsf import ACSF
 from pesnet.descriptors.defaults import default_acsf
 from pesnet.descriptors.features_file import FORMAT_NAME, FORMAT_VERSION
@@ -162,8 +163,10 @@ def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = Tru
     """Compute the features of every configuration of ``dataset`` into ``output``.
 
     ``acsf`` defaults to :func:`~pesnet.descriptors.defaults.default_acsf` of the dataset's
-    elements at 6 Å. Standardisation statistics are taken over the training part of
-    ``split_indices(n, split, seed)``. The output appears only when everything succeeded.
+    elements at 6 Å. Standardisation statistics are taken over the training part of the split:
+    ``split`` is train/validation/test fractions (``split_indices(n, split, seed)``) or a
+    :class:`~pesnet.data.split.Split` of fixed indices; the file records which (``split``
+    attribute). The output appears only when everything succeeded.
 
     ``map_batches(acsf, parts, derivatives, source, dtype)`` computes the features: it takes
     an iterator of ConfigBatch ``parts`` and yields ``(part, featurize_batch(acsf, part, ...))``
@@ -182,8 +185,9 @@ def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = Tru
         if acsf is None:
             acsf = default_acsf(ds.elements or [1], 6.0)
         n, F = len(ds), acsf.n_features
+        parts, split_info = _split_parts(split, seed, n)
         train = np.zeros(n, bool)
-        train[split_indices(n, split, seed).train] = True
+        train[parts.train] = True
         stats = {z: _RunningStats(F) for z in acsf.elements}
         bar = None
         if progress:
@@ -207,7 +211,7 @@ def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = Tru
                     if bar is not None:
                         bar.update(len(part))
                 n_blocks += _flush(out, buffer, acsf, train, stats)
-                _finish(f, acsf, stats, dataset, split, seed, int(train.sum()))
+                _finish(f, acsf, stats, dataset, split_info, int(train.sum()))
         finally:
             if bar is not None:
                 bar.close()
@@ -311,7 +315,17 @@ def _flush(out, buffer, acsf, train, stats) -> int:
     return int(block_counts.sum())
 
 
-def _finish(f, acsf, stats, dataset, split, seed, n_train) -> None:
+def _split_parts(split, seed: int, n: int):
+    """(Split, the JSON-able description a features file records) of ``split``: fractions
+    with ``seed``, or a :class:`Split` of fixed indices (checked against ``n``)."""
+    if isinstance(split, Split):
+        parts = fixed_split(n, split.validation, split.test)
+        return parts, {"validation": parts.validation.tolist(), "test": parts.test.tolist()}
+    return split_indices(n, split, seed), {"fractions": list(map(float, split)),
+                                           "seed": int(seed)}
+
+
+def _finish(f, acsf, stats, dataset, split_info, n_train) -> None:
     for z in acsf.elements:
         group = f[f"elements/{chemical_symbols[z]}"]
         group.create_dataset("mean", data=stats[z].mean)
@@ -323,7 +337,6 @@ def _finish(f, acsf, stats, dataset, split, seed, n_train) -> None:
     f.attrs["labels"] = json.dumps(list(acsf.labels))
     f.attrs["dataset"] = str(dataset)
     f.attrs["dataset_sha256"] = sha256_file(dataset)
-    f.attrs["split"] = json.dumps({"fractions": list(map(float, split)), "seed": int(seed),
-                                   "n_train": n_train})
+    f.attrs["split"] = json.dumps({**split_info, "n_train": n_train})
     f.attrs["derivative_dtype"] = str(f["derivatives/blocks"].dtype) if "derivatives" in f else ""
     f.attrs["pesnet_version"] = __version__

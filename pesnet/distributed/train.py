@@ -173,13 +173,13 @@ def train_on_cluster(cluster, features_path, settings: TrainSettings | None = No
 
 def _split_and_dataset(features_path: Path, dataset: Path | None):
     """The split the features were made with, and the dataset path training used."""
-    from pesnet.data import split_indices
+    from pesnet.data.split import split_from_info
     from pesnet.descriptors.features_file import FeaturesFile
 
     with FeaturesFile(features_path) as features:
         info, n = features.split, len(features)
         recorded = Path(str(features._file.attrs.get("dataset")))
-    split = split_indices(n, tuple(info["fractions"]), int(info["seed"]))
+    split = split_from_info(info, n)
     if dataset is None:
         dataset = recorded if recorded.is_absolute() or recorded.exists() \
             else features_path.parent / recorded

@@ -212,12 +212,12 @@ def append_configurations(old_path, frames, out_path, source_path) -> int:
 # -- thresholds and seeds -----------------------------------------------------------------------
 def training_indices(model, dataset_path) -> np.ndarray:
     """The training split of ``dataset_path`` that ``model`` was fitted on."""
-    from pesnet.data import Dataset, split_indices
+    from pesnet.data import Dataset
+    from pesnet.data.split import split_from_info
 
-    info = model.metadata["split"]
     with Dataset(dataset_path) as ds:
         n = len(ds)
-    return split_indices(n, tuple(info["fractions"]), int(info["seed"])).train
+    return split_from_info(model.metadata["split"], n).train
 
 
 def quantile_threshold(model, dataset_path, quantile: float, seed: int) -> float:

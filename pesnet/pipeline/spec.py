@@ -116,10 +116,24 @@ class DatasetSpec(SpecTable):
 
 
 class SplitSpec(SpecTable):
-    """Train/validation/test fractions and the seed of the shuffle."""
+    """How configurations are split into train/validation/test parts.
+
+    By default at random: one permutation of the configurations (NumPy's PCG64 seeded by
+    ``seed``); the first round(f_test·n) are the test part, the next round(f_val·n) the
+    validation part, the rest train. Fixed parts instead, for comparing with a published
+    split: ``test``/``validation`` index files (0-based configuration indices of the dataset,
+    in the order of ``dataset.files``), ``test_files``/``validation_files`` (structure files
+    ingested after ``dataset.files``, wholly in that part), or ``holdout = {config_type =
+    "..."}`` (a structure class, one name or a list, as the test part). A part not fixed is
+    drawn at random from the rest (validation: its share f_val / (f_train + f_val))."""
 
     fractions: list[float] = Field(default_factory=lambda: [0.8, 0.1, 0.1])
     seed: int = Field(0, ge=0)
+    validation: Optional[str] = None
+    test: Optional[str] = None
+    validation_files: list[str] = Field(default_factory=list)
+    test_files: list[str] = Field(default_factory=list)
+    holdout: Optional[dict[str, typing.Union[str, list[str]]]] = None
 
     @model_validator(mode="after")
     def _fractions(self):
@@ -128,7 +142,21 @@ class SplitSpec(SpecTable):
             raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {f}")
         if f[0] == 0 or f[1] == 0:
             raise ValueError("the train and validation fractions must be positive")
+        tests = [k for k in ("test", "test_files", "holdout") if getattr(self, k)]
+        if len(tests) > 1:
+            raise ValueError(f"give one of test, test_files and holdout, not {' and '.join(tests)}")
+        if self.validation and self.validation_files:
+            raise ValueError("give validation or validation_files, not both")
+        if self.holdout is not None and set(self.holdout) != {"config_type"}:
+            raise ValueError(f"holdout takes config_type = \"...\" (or a list), got keys "
+                             f"{sorted(self.holdout)}")
         return self
+
+    @property
+    def fixed(self) -> bool:
+        """Whether any part is fixed rather than drawn at random."""
+        return bool(self.validation or self.test or self.validation_files or self.test_files
+                    or self.holdout)
 
 
 class DescriptorSpec(SpecTable):
@@ -296,7 +324,24 @@ class Pipeline:
         return self.path.parent
 
     def source_files(self) -> list[Path]:
-        return [_resolve(self.root, name) for name in self.spec.dataset.files]
+        """Every structure file to ingest, in order: ``dataset.files``, then the split's
+        ``validation_files`` and ``test_files``."""
+        return [path for _, path in self.named_sources()]
+
+    def named_sources(self) -> list[tuple[str, Path]]:
+        """(spec key, resolved path) of every structure file, in ingest order."""
+        split = self.spec.split
+        keys = ([f"dataset.files[{k}]" for k in range(len(self.spec.dataset.files))]
+                + [f"split.validation_files[{k}]" for k in range(len(split.validation_files))]
+                + [f"split.test_files[{k}]" for k in range(len(split.test_files))])
+        names = [*self.spec.dataset.files, *split.validation_files, *split.test_files]
+        return [(key, _resolve(self.root, name)) for key, name in zip(keys, names)]
+
+    def index_files(self) -> dict[str, Path]:
+        """The split's index files by key (``split.validation``, ``split.test``)."""
+        split = self.spec.split
+        return {f"split.{k}": _resolve(self.root, getattr(split, k))
+                for k in ("validation", "test") if getattr(split, k)}
 
     def flat_params(self) -> dict[str, str]:
         """The spec flattened to dotted keys (``train.epochs``), with every training setting
@@ -389,8 +434,8 @@ def load_spec(path) -> Pipeline:
     except ValidationError as error:
         raise InputError(_message(path, error)) from None
     pipeline = Pipeline(spec, path, text)
-    for k, source in enumerate(pipeline.source_files()):
+    for key, source in [*pipeline.named_sources(), *pipeline.index_files().items()]:
         if not source.is_file():
             what = "no such file" if not source.exists() else "not a file"
-            raise InputError(f"{path}: dataset.files[{k}]: {source}: {what}")
+            raise InputError(f"{path}: {key}: {source}: {what}")
     return pipeline

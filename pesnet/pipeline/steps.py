@@ -74,7 +74,9 @@ class Ingest(Step):
         from pesnet.data.ingest import LabelKeys, ingest
 
         d = ctx.spec.dataset
-        sources = [self._generate(ctx)] if d.recipe else ctx.pipeline.source_files()
+        sources = ctx.pipeline.source_files()   # dataset.files, then the split's files
+        if d.recipe:
+            sources = [self._generate(ctx), *sources]
         keys = LabelKeys(energy=d.energy_key, forces=d.forces_key, stress=d.stress_key)
         ingest(sources, ctx.path("dataset.h5"), fmt=None if d.recipe else d.format,
                index=":" if d.recipe else d.index, keys=keys, progress=ctx.progress)
@@ -102,12 +104,14 @@ class Featurize(Step):
         return ctx.spec.descriptor.parameters(elements)
 
     def params(self, ctx):
-        return {"acsf": self.acsf_params(ctx), "split": ctx.spec.split.model_dump(),
+        split = {k: v for k, v in ctx.spec.split.model_dump().items()
+                 if k in ("fractions", "seed") or v}   # unset fixed parts leave keys as before
+        return {"acsf": self.acsf_params(ctx), "split": split,
                 "derivative_dtype": ctx.spec.descriptor.derivative_dtype,
                 "derivatives": _uses_forces(ctx)}
 
     def inputs(self, ctx):
-        return {"dataset": ctx.path("dataset.h5")}
+        return {"dataset": ctx.path("dataset.h5"), **ctx.pipeline.index_files()}
 
     def outputs(self, ctx):
         return {"features": ctx.path("features.h5")}
@@ -115,6 +119,7 @@ class Featurize(Step):
     def run(self, ctx, key):
         from pesnet.descriptors.acsf import ACSF
         from pesnet.descriptors.featurize import featurize
+        from pesnet.pipeline.splits import spec_split
 
         acsf = ACSF.from_params(self.acsf_params(ctx))
         compute = featurize
@@ -124,7 +129,8 @@ class Featurize(Step):
             compute = functools.partial(featurize_on_cluster, ctx.dask())
         summary = compute(ctx.path("dataset.h5").resolve(), ctx.path("features.h5"), acsf,
                             derivatives=_uses_forces(ctx),
-                            split=tuple(ctx.spec.split.fractions), seed=ctx.spec.split.seed,
+                            split=spec_split(ctx.pipeline, ctx.path("dataset.h5")),
+                            seed=ctx.spec.split.seed,
                             derivative_dtype=ctx.spec.descriptor.derivative_dtype,
                             progress=ctx.progress)
         return StepResult(f"{summary.n_configs} configurations, {summary.n_features} features "
@@ -250,7 +256,8 @@ class Evaluate(Step):
         return {"metrics": ctx.path("metrics.json")}
 
     def run(self, ctx, key):
-        from pesnet.data import Dataset, split_indices
+        from pesnet.data import Dataset
+        from pesnet.data.split import split_from_info
         from pesnet.potential.evaluate import evaluate_potential, group_metrics
         from pesnet.potential.io import load_model
         from pesnet.tracking.plots import write_plots
@@ -262,10 +269,12 @@ class Evaluate(Step):
             info = model.metadata["split"]
             with Dataset(ctx.path("dataset.h5")) as ds:
                 n = len(ds)
-            indices = getattr(split_indices(n, tuple(info["fractions"]), int(info["seed"])), name)
+            indices = getattr(split_from_info(info, n), name)
             if len(indices) == 0:
+                rule = (f"split.fractions = {list(info['fractions'])}" if "fractions" in info
+                        else "the [split] files leave it empty")
                 raise InputError(f"{ctx.pipeline.path}: evaluate.split: the {name} split is "
-                                 f"empty (split.fractions = {list(info['fractions'])})")
+                                 f"empty ({rule})")
         evaluation = evaluate_potential(model, ctx.path("dataset.h5"), indices,
                                         progress=ctx.progress)
         plots_dir = ctx.path(PLOTS_DIR)

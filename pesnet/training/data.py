@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pesnet.data import Dataset, split_indices
+from pesnet.data import Dataset
+from pesnet.data.split import split_from_info
 from pesnet.descriptors.features_file import FeaturesFile
 from pesnet.errors import InputError
 from pesnet.potential.operators import ForceOperator
@@ -70,8 +71,7 @@ def open_training_inputs(features_path, dataset_path=None):
         raise InputError(f"{features_path}: {len(features)} configurations but {path} has "
                          f"{len(labels.offsets) - 1}")
     split_info = features.split
-    split = split_indices(len(features), fractions=tuple(split_info["fractions"]),
-                          seed=int(split_info["seed"]))
+    split = split_from_info(split_info, len(features))
     return features, labels, split, path
 
 

@@ -64,6 +64,14 @@ class EpochRecord(NamedTuple):
     seconds: float
 
 
+def _split_rule(info: dict) -> dict:
+    """The part of a features file's ``split`` that reproduces the split: fixed validation and
+    test indices, or fractions and seed (:func:`pesnet.data.split.split_from_info`)."""
+    if "validation" in info or "test" in info:
+        return {"validation": list(info.get("validation", [])), "test": list(info.get("test", []))}
+    return {"fractions": list(info["fractions"]), "seed": int(info["seed"])}
+
+
 class TrainingResult(NamedTuple):
     potential: Potential
     history: list
@@ -276,7 +284,7 @@ def train_potential(features_path, settings: TrainSettings | None = None, datase
         "settings": settings.to_dict(),
         "seeds": {"ensemble": settings.seed,
                   "elements": {str(z): _element_seed(settings.seed, z) for z in potential.elements}},
-        "split": {"fractions": list(features.split["fractions"]), "seed": int(features.split["seed"]),
+        "split": {**_split_rule(features.split),
                   "n_train": len(split.train), "n_validation": len(split.validation),
                   "n_test": len(split.test)},
         "dataset_sha256": features.dataset_sha256,
