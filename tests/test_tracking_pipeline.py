@@ -6,6 +6,7 @@ and an unreachable tracking server."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -345,6 +346,12 @@ def test_dashboard_serves_the_store_on_loopback(tracked, store):
         assert run["info"]["run_id"] == parent.info.run_id
         printed = (run_dir.parent / "ui.log").read_text()
         assert f"{url}/#/experiments?workflowType=machine_learning" in printed
+        assert "starting…" in printed
+        deadline = time.monotonic() + 10
+        while "ready after" not in printed and time.monotonic() < deadline:
+            time.sleep(0.2)
+            printed = (run_dir.parent / "ui.log").read_text()
+        assert re.search(r"ready after \d+\.\d s", printed), printed
         _opens_on_training_runs(url, parent, run_dir.parent)
     finally:
         stop(server)

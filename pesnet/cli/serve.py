@@ -71,4 +71,5 @@ def run(args) -> int:
             print(f"  try: curl -s {url}/invocations -H 'Content-Type: application/json' "
                   f"-d @{example}", flush=True)
         env = serve_env(uri, model_dir, max_atoms, max_mb, timeout)
-        return run_foreground(serve_command(args.host, args.port, args.workers), env)
+        return run_foreground(serve_command(args.host, args.port, args.workers), env,
+                              ready_url=f"{url}/ping")

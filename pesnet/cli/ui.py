@@ -33,4 +33,5 @@ def run(args) -> int:
     check_port_free(args.host, args.port)
     print(f"MLflow dashboard on {describe(uri)} (Ctrl-C stops): "
           f"{dashboard_url(f'http://{args.host}:{args.port}')}", flush=True)
-    return run_foreground(ui_command(uri, args.host, args.port, args.workers), server_env(uri))
+    return run_foreground(ui_command(uri, args.host, args.port, args.workers), server_env(uri),
+                          ready_url=f"http://{args.host}:{args.port}/health")

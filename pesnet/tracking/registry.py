@@ -114,14 +114,45 @@ def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000,
             "--port", str(port), "--workers", str(workers)]
 
 
-def run_foreground(command: list[str], env: dict, grace: float = 15.0) -> int:
+def announce_when_ready(url: str, process, stream=None, every: float = 0.25) -> None:
+    """In a daemon thread: print ``starting…`` now and ``ready after N s: url`` once ``url``
+    answers (MLflow's servers take seconds to import and migrate; a silent wait looks hung),
+    or nothing more if ``process`` exits first."""
+    import threading
+    import time
+    import urllib.error
+    import urllib.request
+
+    stream = stream or sys.stdout
+    started = time.monotonic()
+    print("starting… (the first start on a new store also creates its tables)", file=stream,
+          flush=True)
+
+    def poll():
+        while process.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    print(f"ready after {time.monotonic() - started:.1f} s", file=stream,
+                          flush=True)
+                    return
+            except (urllib.error.URLError, OSError, ValueError):
+                time.sleep(every)
+
+    threading.Thread(target=poll, name="pesnet-ready", daemon=True).start()
+
+
+def run_foreground(command: list[str], env: dict, grace: float = 15.0,
+                   ready_url: str | None = None) -> int:
     """Run a server until it exits, or until pesnet is interrupted (Ctrl-C) or terminated
     (SIGTERM); then stop the server's whole process group (MLflow starts uvicorn as a child
-    of its own), politely first. Returns the server's exit code (130 after Ctrl-C)."""
+    of its own), politely first. With ``ready_url``, say when the server answers there
+    (:func:`announce_when_ready`). Returns the server's exit code (130 after Ctrl-C)."""
     import signal
     import subprocess
 
     process = subprocess.Popen(command, env=env, start_new_session=True)
+    if ready_url is not None:
+        announce_when_ready(ready_url, process)
 
     def _terminated(signum, frame):
         raise KeyboardInterrupt
