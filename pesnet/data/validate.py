@@ -13,6 +13,11 @@ from pesnet.neighbours import neighbour_list
 
 #: Atoms closer than this (Å) are taken as an input error (duplicated or corrupted atoms).
 MIN_DISTANCE = 0.1
+#: Radius (Å, ≥ MIN_DISTANCE) of the neighbour search behind the overlap check; pairs are then
+#: filtered at MIN_DISTANCE. A cell list sized for 0.1 Å has ~10^5 cells for a 7 Å cell
+#: (12 ms per 32-atom Cu configuration); at 1 Å, 0.14 ms, and physical structures have few
+#: pairs that close.
+OVERLAP_SEARCH = 1.0
 #: Periodic cells whose volume (area, length for 2-D and 1-D periodicity) is below this are
 #: degenerate (Å³, Å², Å).
 MIN_PERIODIC_MEASURE = 1e-6
@@ -135,10 +140,12 @@ def validate_configuration(
         _require_finite(stress, "stress", path, index)
 
     try:
-        i, j, d = neighbour_list("ijd", atoms, MIN_DISTANCE)
+        i, j, d = neighbour_list("ijd", atoms, max(OVERLAP_SEARCH, MIN_DISTANCE))
     except InputError as error:  # a cell too thin to search
         raise ConfigurationError(path, index, str(error)) from None
-    if len(i):
+    close = d < MIN_DISTANCE
+    if close.any():
+        i, j, d = i[close], j[close], d[close]
         k = int(np.argmin(d))
         what = "an atom and its own periodic image" if i[k] == j[k] else f"atoms {i[k]} and {j[k]}"
         raise ConfigurationError(
