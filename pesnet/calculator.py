@@ -24,7 +24,6 @@ thread costs more than it gives).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -127,43 +126,25 @@ class PESNetCalculator(Calculator):
     @classmethod
     def from_mlflow(cls, model_uri: str, tracking_uri: str | None = None, **kwargs):
         """A calculator of a model logged to MLflow, e.g. ``"models:/Cu/3"`` (registered name
-        and version), ``"models:/Cu@champion"`` or ``"runs:/<run id>/model"``.
+        and version), ``"models:/Cu@champion"`` or ``"runs:/<run id>/model"``, from the store
+        ``tracking_uri`` (default ``$MLFLOW_TRACKING_URI``, else pesnet's
+        ``mlruns/mlflow.db``). Other keywords go to the constructor.
 
-        The model's artefacts are downloaded (:func:`mlflow.artifacts.download_artifacts`) to a
-        temporary directory and the pesnet model file among them is loaded; ``tracking_uri``
-        (also used as the registry URI) defaults to MLflow's (``MLFLOW_TRACKING_URI``, else
-        ``sqlite:///mlflow.db`` in the working directory). Other keywords go to the
-        constructor.
+        The calculator knows no MLflow: the loader is whatever the entry-point group
+        ``pesnet.model_sources`` names for the URI's scheme (pesnet's tracking layer,
+        :func:`pesnet.tracking.model_loading.load_potential`, for ``models`` and ``runs``);
+        it downloads, reads the model file whole and never changes MLflow's global state.
         """
-        import shutil
-        import tempfile
-
-        import mlflow  # imported here: ~1.5 s, and only this path needs it
-        from mlflow.exceptions import MlflowException
-
-        from pesnet.potential.io import load_model
-
-        destination = tempfile.mkdtemp(prefix="pesnet-mlflow-")
-        before = os.environ.get("MLFLOW_TRACKING_URI")
+        scheme = str(model_uri).split(":", 1)[0]
+        loader = _model_source(scheme)
+        if loader is None:
+            raise CalculatorSetupError(f"no pesnet model source for {model_uri!r} (known "
+                                       f"schemes: {', '.join(sorted(_model_sources())) or 'none'})")
         try:
-            if tracking_uri is not None:  # models:/ is resolved through the global registry
-                mlflow.set_tracking_uri(tracking_uri)
-            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri,
-                                                        dst_path=destination)
-        except MlflowException as error:
-            raise CalculatorSetupError(f"cannot fetch {model_uri!r} from MLflow: "
-                                       f"{error.message}") from None
-        finally:
-            if tracking_uri is not None:
-                mlflow.set_tracking_uri(before)  # None clears what was set
-        try:
-            path = _find_model_file(Path(local))
-            if path is None:
-                raise CalculatorSetupError(f"{model_uri!r} holds no pesnet model file "
-                                           f"(looked for model.h5 among its artefacts)")
-            calc = cls(load_model(path), **kwargs)   # read whole: the download can go
-        finally:
-            shutil.rmtree(destination, ignore_errors=True)
+            potential = loader(model_uri, tracking_uri)
+        except InputError as error:
+            raise CalculatorSetupError(str(error)) from None
+        calc = cls(potential, **kwargs)
         calc.model_uri = model_uri
         return calc
 
@@ -284,22 +265,18 @@ def _close(a, b, tol) -> bool:
         return bool((np.abs(a - b) <= tol).all())
 
 
-def _find_model_file(root: Path) -> Path | None:
-    """The pesnet model file under ``root``: ``model.h5`` if present, else any HDF5 file whose
-    ``format`` attribute says pesnet-model."""
-    import h5py
+#: Entry-point group of model loaders by URI scheme (``models``, ``runs``): a callable
+#: ``(model_uri, tracking_uri) -> Potential``.
+MODEL_SOURCES = "pesnet.model_sources"
 
-    from pesnet.potential.io import FORMAT_NAME
 
-    if root.is_file():
-        return root
-    candidates = sorted(root.rglob("model.h5")) + sorted(
-        p for p in root.rglob("*.h5") if p.name != "model.h5")
-    for path in candidates:
-        try:
-            with h5py.File(path, "r") as f:
-                if f.attrs.get("format") == FORMAT_NAME:
-                    return path
-        except OSError:
-            continue
-    return None
+def _model_sources() -> dict:
+    from importlib.metadata import entry_points
+
+    return {entry.name: entry for entry in entry_points(group=MODEL_SOURCES)}
+
+
+def _model_source(scheme: str):
+    """The loader registered for ``scheme`` (imported only now), or None."""
+    entry = _model_sources().get(scheme)
+    return None if entry is None else entry.load()

@@ -56,7 +56,7 @@ def write_pesnet_dataset(filename, images, config_type: str = ""):
     """
     from ase import Atoms
 
-    from pesnet.data.ingest import _to_voigt
+    from pesnet.data.ingest import to_voigt
     from pesnet.data.validate import validate_configuration
     from pesnet.data.writer import DatasetWriter
     from pesnet.fileio import atomic_output
@@ -73,7 +73,7 @@ def write_pesnet_dataset(filename, images, config_type: str = ""):
                 forces = results.get("forces")
                 stress = results.get("stress")
                 energy = None if energy is None else float(energy)
-                stress = None if stress is None else _to_voigt(stress)
+                stress = None if stress is None else to_voigt(stress)
                 validate_configuration(atoms, energy, forces, stress, path, k,
                                        require_energy=False, require_forces=False)
                 writer.append(atoms.numbers, atoms.positions, np.asarray(atoms.cell),

@@ -43,5 +43,16 @@ def test_registered_model_becomes_a_calculator(cu_model, tmp_path):
     calc = PESNetCalculator.from_mlflow(f"runs:/{run.info.run_id}/model", tracking_uri=uri)
     assert calc.potential.n_members == reference.calc.potential.n_members
 
+    # an alias, and MLflow's global state untouched throughout
+    import mlflow
+
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    client.set_registered_model_alias("cu-test", "champion", "1")
+    calc = PESNetCalculator.from_mlflow("models:/cu-test@champion", tracking_uri=uri)
+    assert calc.potential.n_members == reference.calc.potential.n_members
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
+
     with pytest.raises(CalculatorSetupError, match="cannot fetch"):
         PESNetCalculator.from_mlflow("models:/no-such-model/1", tracking_uri=uri)
+    with pytest.raises(CalculatorSetupError, match="no pesnet model source for 's3://x'"):
+        PESNetCalculator.from_mlflow("s3://x", tracking_uri=uri)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from pesnet.cli.main import main
-from pesnet.distributed.sweep import grid_points, parse_grid
+from pesnet.pipeline.sweep import grid_points, parse_grid
 from pesnet.errors import InputError
 from pesnet.potential.io import load_model
 from pesnet.training.settings import TrainSettings

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pesnet.distributed.sweep import describe_point, format_table, parse_grid, run_sweep
+    from pesnet.pipeline.sweep import describe_point, format_table, parse_grid, run_sweep
     from pesnet.pipeline.spec import ComputeSpec, compute_spec, load_spec
     from pesnet.tracking.store import TrackingError
 

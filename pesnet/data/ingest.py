@@ -73,7 +73,8 @@ def _calc_result(atoms, name):
     return getattr(calc, "results", {}).get(name)
 
 
-def _to_voigt(stress) -> np.ndarray:
+def to_voigt(stress) -> np.ndarray:
+    """A stress (eV/Å³) as ASE's Voigt 6-vector xx yy zz yz xz xy; a (6,) input is kept."""
     stress = np.asarray(stress, dtype=float)
     if stress.shape == (3, 3):
         return stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
@@ -195,7 +196,7 @@ def ingest(
                     writer.append(
                         atoms.get_atomic_numbers(), atoms.get_positions(), atoms.get_cell()[:],
                         atoms.get_pbc(), energy=energy, forces=forces,
-                        stress=None if stress is None else _to_voigt(stress),
+                        stress=None if stress is None else to_voigt(stress),
                         config_type=config_type,
                         source=source, source_index=k,
                     )

@@ -159,7 +159,7 @@ def run_active_learning(pipeline: Pipeline, run_dir=None, rounds: int | None = N
                         tracking: bool = True, tracking_uri: str | None = None,
                         progress: bool = True, out=None, err=None) -> ActiveLearningResult:
     """Bring the pipeline up to date, then run the active-learning rounds (module doc)."""
-    from pesnet.pipeline.runner import RUNS_DIR, _run_dir_lock, run_pipeline
+    from pesnet.pipeline.runner import RUNS_DIR, run_dir_lock, run_pipeline
     from pesnet.tracking.store import resolve_tracking_uri
 
     out = out or sys.stdout
@@ -184,7 +184,7 @@ def run_active_learning(pipeline: Pipeline, run_dir=None, rounds: int | None = N
         tracker._fail(base.tracking_error)
     results = []
     status, message = "FINISHED", None
-    with _run_dir_lock(al_dir):
+    with run_dir_lock(al_dir):
         try:
             holdout = _holdout_dataset(pipeline, al_dir)
             initial_holdout = _score_holdout(run_dir / "model.h5", holdout)

@@ -74,7 +74,9 @@ class PipelineResult(NamedTuple):
 
 
 @contextlib.contextmanager
-def _run_dir_lock(run_dir: Path):
+def run_dir_lock(run_dir: Path):
+    """Hold ``run_dir``'s lock file (made with the directory if missing) for the block; an
+    :class:`InputError` at once if another process holds it (one run per directory)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / ".lock", "a") as handle:
         try:
@@ -148,7 +150,7 @@ def run_pipeline(pipeline: Pipeline, run_dir=None, force: bool = False, tracking
     uri = resolve_tracking_uri(tracking_uri) if tracking else None
     # before the lock: a copied spec is told whose directory this is, not that it is busy
     check_owner(run_dir, pipeline.path)
-    with _run_dir_lock(run_dir):
+    with run_dir_lock(run_dir):
         claim_run_dir(run_dir, pipeline.path)
         _copy_spec(pipeline, run_dir)
         ctx = Context(pipeline, run_dir, StepState(run_dir), uri, progress,

@@ -396,7 +396,7 @@ def _table_keys(loc) -> list[str]:
     return [f.alias or name for name, f in table.model_fields.items()]
 
 
-def _message(path: Path, error: ValidationError) -> str:
+def spec_error_message(path: Path, error: ValidationError) -> str:
     problems = error.errors(include_url=False)
     first = problems[0]
     key = _location(first["loc"])
@@ -432,7 +432,7 @@ def load_spec(path) -> Pipeline:
     try:
         spec = PipelineSpec.model_validate(table)
     except ValidationError as error:
-        raise InputError(_message(path, error)) from None
+        raise InputError(spec_error_message(path, error)) from None
     pipeline = Pipeline(spec, path, text)
     for key, source in [*pipeline.named_sources(), *pipeline.index_files().items()]:
         if not source.is_file():

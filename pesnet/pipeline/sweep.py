@@ -101,7 +101,7 @@ def point_pipeline(pipeline, point: dict):
     """The pipeline with ``point``'s values in its spec, validated (one-line errors)."""
     from pydantic import ValidationError
 
-    from pesnet.pipeline.spec import Pipeline, PipelineSpec, _message
+    from pesnet.pipeline.spec import Pipeline, PipelineSpec, spec_error_message
 
     table = tomllib.loads(pipeline.text)
     table.setdefault("name", pipeline.path.stem)
@@ -112,7 +112,7 @@ def point_pipeline(pipeline, point: dict):
         spec = PipelineSpec.model_validate(table)
     except ValidationError as error:
         raise InputError(f"--grid point ({describe_point(point)}): "
-                         + _message(pipeline.path, error)) from None
+                         + spec_error_message(pipeline.path, error)) from None
     return Pipeline(spec, pipeline.path, pipeline.text)
 
 
@@ -309,7 +309,7 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
     import sys
 
     from pesnet.distributed.cluster import open_cluster
-    from pesnet.pipeline.runner import _run_dir_lock
+    from pesnet.pipeline.runner import run_dir_lock
     from pesnet.pipeline.steps import history_to_json
     from pesnet.fileio import atomic_output
 
@@ -320,7 +320,7 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
     split = pipeline.spec.evaluate.split
     results: list[PointResult] = []
     tracker = None
-    with _run_dir_lock(run_dir), open_cluster(compute.scheduler, compute.workers,
+    with run_dir_lock(run_dir), open_cluster(compute.scheduler, compute.workers,
                                               compute.threads_per_worker,
                                               compute.retries) as cluster:
         print(f"pesnet sweep {pipeline.name}: {len(points)} points on {cluster.describe()}",
