@@ -138,3 +138,20 @@ def energy_force_metrics(
             out["force_spearman"] = spearman(np.linalg.norm(f_err.reshape(-1, 3), axis=1),
                                              np.linalg.norm(forces_std.reshape(-1, 3), axis=1))
     return out
+
+
+#: eV/Å³ in GPa (ase.units.GPa = 1/160.2177): stress errors are quoted in GPa.
+EV_PER_A3_IN_GPA = 160.21766208
+
+
+def stress_metrics(stress_pred, stress_true, stress_std=None) -> dict:
+    """Accuracy (and, given spreads, uncertainty) of stresses, (n, 6) eV/Å³ in Voigt order,
+    per component: ``stress_mae``, ``stress_rmse`` (eV/Å³), ``stress_mae_gpa``,
+    ``stress_rmse_gpa``, ``n_stress`` and ``stress_spearman``, ``stress_coverage_1sigma``, …"""
+    err = np.asarray(stress_pred, float) - np.asarray(stress_true, float)
+    out = {"stress_mae": mae(err), "stress_rmse": rmse(err),
+           "stress_mae_gpa": EV_PER_A3_IN_GPA * mae(err),
+           "stress_rmse_gpa": EV_PER_A3_IN_GPA * rmse(err), "n_stress": int(len(err))}
+    if stress_std is not None:
+        out.update(uncertainty_metrics(err, stress_std, prefix="stress_"))
+    return out

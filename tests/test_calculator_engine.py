@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from ase.build import bulk, molecule
 
-from pesnet.descriptors import ACSF, default_acsf
-from pesnet.descriptors import angular_plan
+from pesnet.descriptors import ACSF, angular_plan, default_acsf
 from pesnet.descriptors.bonds import NeighbourCache, build_pairs
 from pesnet.descriptors.pullback import ACSFEvaluator
 from pesnet.potential.atoms_batch import batch_from_atoms

@@ -99,11 +99,11 @@ def test_an_incomplete_chunk_is_never_written(cluster, mixed):  # noqa: F811
 
 
 def test_cluster_failures_become_one_line_errors():
+    from types import SimpleNamespace
+
     import distributed
 
     from pesnet.distributed.cluster import ClusterError, raise_cluster_error
-
-    from types import SimpleNamespace
 
     worker = SimpleNamespace(address="tcp://10.0.0.7:4000")
     lost = distributed.KilledWorker("pesnet-featurize-1", worker, 3)

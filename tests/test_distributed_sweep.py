@@ -8,8 +8,8 @@ import json
 import pytest
 
 from pesnet.cli.main import main
-from pesnet.pipeline.sweep import grid_points, parse_grid
 from pesnet.errors import InputError
+from pesnet.pipeline.sweep import grid_points, parse_grid
 from pesnet.potential.io import load_model
 from pesnet.training.settings import TrainSettings
 from pesnet.training.trainer import train_potential

@@ -8,9 +8,9 @@ derivative J u; and the force-training pass (parameter gradient of Σ g·y + Σ 
 import numpy as np
 import pytest
 
-from tests.nn_helpers import fd_gradient, param_mask, rel_error
 from pesnet.nn import MLP
 from pesnet.nn.activations import ACTIVATIONS
+from tests.nn_helpers import fd_gradient, param_mask, rel_error
 
 SIZES = (5, 7, 6, 4, 2)          # three hidden layers, two outputs
 SMOOTH = ["tanh", "sigmoid", "softplus", "shifted_softplus", "silu", "gelu", "celu"]

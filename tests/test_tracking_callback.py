@@ -101,7 +101,8 @@ def test_plots_are_png_files(trained, tmp_path):
     evaluation = evaluate_potential(result.potential, root / "cu.h5", result.split.test)
     written = write_plots(evaluation, result.history, tmp_path / "plots")
     several_groups = len(set(evaluation.config_type.tolist())) > 1
-    expected = [*PLOT_FILES, *(["parity_groups.png"] if several_groups else [])]
+    expected = [*PLOT_FILES, *(["parity_groups.png"] if several_groups else []),
+                *(["parity_stress.png"] if len(evaluation.stress_true) else [])]
     assert sorted(p.name for p in written) == sorted(expected)
     for path in written:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000

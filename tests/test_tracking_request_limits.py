@@ -9,9 +9,16 @@ import json
 import pytest
 
 from pesnet.errors import InputError
-from pesnet.tracking.request_limits import (MAX_ATOMS, MAX_ATOMS_ENV, MAX_REQUEST_MB_ENV,
-                                            TIMEOUT_ENV, BodyLimit, max_atoms_per_request,
-                                            max_request_mb, request_timeout)
+from pesnet.tracking.request_limits import (
+    MAX_ATOMS,
+    MAX_ATOMS_ENV,
+    MAX_REQUEST_MB_ENV,
+    TIMEOUT_ENV,
+    BodyLimit,
+    max_atoms_per_request,
+    max_request_mb,
+    request_timeout,
+)
 
 
 def test_limits_come_from_the_environment(monkeypatch):

@@ -180,8 +180,13 @@ def served(potential, cu_features, tmp_path_factory):
 
     from pesnet.potential.io import save_model
     from pesnet.tracking.session import TrackingSession
-    from tests.pipeline_helpers import (free_port, pesnet_command, stop, subprocess_env,
-                                        wait_for_http)
+    from tests.pipeline_helpers import (
+        free_port,
+        pesnet_command,
+        stop,
+        subprocess_env,
+        wait_for_http,
+    )
 
     root = tmp_path_factory.mktemp("served")
     uri = f"sqlite:///{root / 'mlflow.db'}"

@@ -77,3 +77,74 @@ def test_members_do_not_interact():
     after = batch_loss(potential, batch, gradients=False).loss
     assert after[0] == before[0] and after[2] == before[2]
     assert after[1] != before[1]
+
+
+def _with_stress(batch, structures, seed=1):
+    """``batch`` with random stress labels (eV/Å³) on its periodic structures."""
+    rng = np.random.default_rng(seed)
+    periodic = np.array([bool(a.pbc.all()) for a in structures])
+    volume = np.array([a.get_volume() if a.pbc.all() else 1.0 for a in structures])
+    stress = np.where(periodic[:, None], rng.normal(0, 0.01, (len(structures), 6)), 0.0)
+    return batch._replace(stress=stress, has_stress=periodic, volume=volume)
+
+
+def _copper_cells():
+    from ase.build import bulk
+
+    cells = []
+    for k, a in enumerate((3.55, 3.62, 3.70)):
+        atoms = bulk("Cu", "fcc", a=a, cubic=True).repeat((2, 1, 1))
+        atoms.rattle(0.05, seed=k)
+        atoms.cell[0, 1] += 0.1 * k        # sheared: off-diagonal stress components too
+        cells.append(atoms)
+    return cells
+
+
+@pytest.mark.parametrize("system", ["one element", "two elements"])
+def test_stress_loss_gradient_matches_finite_differences(system):
+    if system == "one element":
+        potential = random_potential(elements=(29,), n_members=2, cutoff=3.0)
+        structures = _copper_cells()
+    else:
+        potential = random_potential(n_members=2)
+        structures = [water_box(1), water_box(2, periodic=False), water_box(3, n_molecules=3)]
+    batch = _with_stress(prepared(potential, structures), structures)
+    weights = LossWeights(energy=0.4, forces=0.3, stress=50.0)
+    result = batch_loss(potential, batch, weights)
+    assert result.n_stress == 6 * int(batch.has_stress.sum()) and result.stress_sq.min() > 0
+    without = batch_loss(potential, batch, LossWeights(energy=0.4, forces=0.3))
+    assert (result.loss > without.loss).all()           # the stress term is really there
+    h = 1e-5
+    numeric, analytic = [], []
+    for z, net in potential.networks.items():
+        grad = result.grads[z]
+        for m in range(net.n_members):
+            for p in np.random.default_rng(7).choice(net.n_params, 12, replace=False):
+                old = net.params[m, p]
+                net.params[m, p] = old + h
+                up = batch_loss(potential, batch, weights, gradients=False).loss[m]
+                net.params[m, p] = old - h
+                down = batch_loss(potential, batch, weights, gradients=False).loss[m]
+                net.params[m, p] = old
+                numeric.append((up - down) / (2 * h))
+                analytic.append(grad[m, p])
+    numeric, analytic = np.array(numeric), np.array(analytic)
+    relative = np.linalg.norm(numeric - analytic) / np.linalg.norm(numeric + analytic)
+    assert relative < 1e-6, relative
+    assert np.abs(analytic).max() > 1e-4
+
+
+def test_stress_term_is_the_models_stress():
+    """The σ the loss compares is Potential.predict's stress (ASE's Voigt sign and order)."""
+    potential = random_potential(elements=(29,), n_members=2, cutoff=3.0)
+    structures = _copper_cells()
+    batch = _with_stress(prepared(potential, structures), structures)
+    zero = batch._replace(stress=np.zeros_like(batch.stress))
+    only_stress = LossWeights(energy=0.0, forces=0.0, stress=1.0)
+    loss = batch_loss(potential, zero, only_stress, gradients=False).loss
+    predicted = potential.predict(structures, stress=True, members=True).members
+    sigma = predicted.virial[:, :, [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]] / np.array(
+        [a.get_volume() for a in structures])[None, :, None]
+    c = batch.weights
+    expected = (c * (sigma**2).sum(axis=2)).sum(axis=1) / (6 * c.sum(axis=1))
+    np.testing.assert_allclose(loss, expected, rtol=1e-10)

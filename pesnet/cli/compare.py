@@ -24,8 +24,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pesnet.errors import InputError
     from pesnet.tracking.compare import compare_runs, format_comparison
-    from pesnet.tracking.store import configure_mlflow, describe, resolve_tracking_uri, \
-        sqlite_path
+    from pesnet.tracking.store import configure_mlflow, describe, resolve_tracking_uri, sqlite_path
 
     configure_mlflow(quiet=True)
     uri = resolve_tracking_uri(args.tracking_uri)

@@ -21,8 +21,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pesnet.errors import InputError
     from pesnet.tracking.query import format_runs, recent_runs
-    from pesnet.tracking.store import configure_mlflow, describe, resolve_tracking_uri, \
-        sqlite_path
+    from pesnet.tracking.store import configure_mlflow, describe, resolve_tracking_uri, sqlite_path
 
     if args.limit < 1:
         raise InputError(f"--limit must be at least 1, got {args.limit}")

@@ -35,8 +35,11 @@ def register(subparsers) -> None:
 def _limits(args) -> tuple[int, float, int]:
     """(atoms, MiB, seconds) per request: the options, else the environment, else defaults."""
     from pesnet.errors import InputError
-    from pesnet.tracking.request_limits import (max_atoms_per_request, max_request_mb,
-                                                request_timeout)
+    from pesnet.tracking.request_limits import (
+        max_atoms_per_request,
+        max_request_mb,
+        request_timeout,
+    )
 
     for option, value in (("--max-atoms", args.max_atoms), ("--timeout", args.timeout),
                           ("--max-request-mb", args.max_request_mb)):
@@ -49,9 +52,15 @@ def _limits(args) -> tuple[int, float, int]:
 def run(args) -> int:
     import tempfile
 
-    from pesnet.tracking.registry import (check_port_free, download_model, example_request,
-                                          latest_version, run_foreground, serve_command,
-                                          serve_env)
+    from pesnet.tracking.registry import (
+        check_port_free,
+        download_model,
+        example_request,
+        latest_version,
+        run_foreground,
+        serve_command,
+        serve_env,
+    )
     from pesnet.tracking.store import configure_mlflow, resolve_tracking_uri
 
     max_atoms, max_mb, timeout = _limits(args)

@@ -35,8 +35,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pesnet.pipeline.sweep import describe_point, format_table, parse_grid, run_sweep
     from pesnet.pipeline.spec import ComputeSpec, compute_spec, load_spec
+    from pesnet.pipeline.sweep import describe_point, format_table, parse_grid, run_sweep
     from pesnet.tracking.store import TrackingError
 
     pipeline = load_spec(args.spec)

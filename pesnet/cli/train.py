@@ -10,7 +10,8 @@ from pesnet.errors import InputError
 #: Command-line flags that override a setting of the same name.
 _FLAGS = {
     "epochs": int, "n_members": int, "seed": int, "batch_size": int, "learning_rate": float,
-    "energy_weight": float, "force_weight": float, "patience": int, "activation": str,
+    "energy_weight": float, "force_weight": float, "stress_weight": float, "patience": int,
+    "activation": str,
     "checkpoint_every": int,
 }
 

@@ -41,7 +41,7 @@ from pesnet.descriptors.cutoff import cosine_cutoff
 BLOCK_ELEMENTS = 1 << 18
 
 
-class _Group(NamedTuple):
+class Group(NamedTuple):
     """Features sharing (kind, η) and the matrices they are built from.
 
     Matrix keys name powers of b_λ = 1 + λ cos θ: ("b", λ, n), with ("one",) for b⁰. The
@@ -64,7 +64,7 @@ def _power_key(lam: float, n: float):
     return ("one",) if n == 0 else ("b", float(lam), float(n))
 
 
-def plan_angular(g4: np.ndarray, g5: np.ndarray, derivatives: bool = True) -> list[_Group]:
+def plan_angular(g4: np.ndarray, g5: np.ndarray, derivatives: bool = True) -> list[Group]:
     """Group features by (kind, η) and list the matrices each group needs (the work plan of
     :func:`angular_terms`; depends on the parameters only, so callers may keep it)."""
     params = [("g4", *p) for p in g4] + [("g5", *p) for p in g5]
@@ -90,12 +90,12 @@ def plan_angular(g4: np.ndarray, g5: np.ndarray, derivatives: bool = True) -> li
         columns = [c for c, _, _ in members]
         contiguous = columns == list(range(columns[0], columns[0] + len(columns)))
         span = slice(columns[0], columns[-1] + 1) if contiguous else np.array(columns)
-        groups.append(_Group(kind, eta, columns, p_keys, dp_keys, value_coef, slope_coef,
+        groups.append(Group(kind, eta, columns, p_keys, dp_keys, value_coef, slope_coef,
                              dp_coef, span))
     return groups
 
 
-def _power(key, cos: np.ndarray, cache: dict):
+def cached_power(key, cos: np.ndarray, cache: dict):
     """The (B, m, m) matrix (1 + λ cos θ)^n named by ``key``; ``None`` for all ones.
 
     Integer powers by repeated multiplication of the non-negative base (no cancellation)."""
@@ -110,13 +110,13 @@ def _power(key, cos: np.ndarray, cache: dict):
         elif n.is_integer() and n <= 64:
             n = int(n)
             if n % 2:
-                value = _power(("b", lam, float(n - 1)), cos, cache) * _power(
+                value = cached_power(("b", lam, float(n - 1)), cos, cache) * cached_power(
                     ("b", lam, 1.0), cos, cache)
             else:
-                half = _power(("b", lam, float(n // 2)), cos, cache)
+                half = cached_power(("b", lam, float(n // 2)), cos, cache)
                 value = half * half
         else:
-            value = _power(("b", lam, 1.0), cos, cache) ** n
+            value = cached_power(("b", lam, 1.0), cos, cache) ** n
     cache[key] = value
     return value
 
@@ -243,7 +243,7 @@ def angular_terms(centre, D, r, element, n_atoms: int, n_elements: int, cutoff: 
                 P, dP_r = P5, None
             matrices = {"P": P, "dP": dP_r}
             for row, (name, key) in enumerate(keys):
-                factor = _power(key, cos, cache)
+                factor = cached_power(key, cos, cache)
                 if factor is not None:
                     np.multiply(factor, matrices[name], out=X[:, row])
                 elif not g4_group:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pesnet.descriptors.angular_plan import (_blocks, _exact_power, _Keys, _plan,
-                                             _supergroups)
+from pesnet.descriptors.angular_plan import Keys, centre_blocks, exact_power, supergroups, term_plan
 from pesnet.descriptors.bonds import PairList
-from pesnet.descriptors.tape import Tape, _Block
+from pesnet.descriptors.tape import Block, Tape
 
 
 class AngularTerms:
@@ -18,7 +17,7 @@ class AngularTerms:
 
     def _init_angular(self, acsf) -> None:
         """The work plan and the coefficients of every angular feature on its keys."""
-        self.plan = _plan(acsf.g4, acsf.g5, derivatives=True)
+        self.plan = term_plan(acsf.g4, acsf.g5, derivatives=True)
         # value, slope and P' coefficients of every angular feature on the keys of all
         # groups concatenated: (n_angular, n_keys + n_keys + n_dp_keys)
         n_keys = sum(len(g.p_keys) for g in self.plan)
@@ -33,7 +32,7 @@ class AngularTerms:
             p0 += n_p
             d0 += n_d
         self._coef, self._n_keys, self._n_dp_keys = coef, n_keys, n_dp
-        self._supergroups = _supergroups(self.plan)
+        self.supergroups = supergroups(self.plan)
         # G4/G5 of an element pair s = t count each (j, k) twice in the pair matrices
         n_el = self.n_elements
         self._pair_weight = np.where(np.eye(n_el, dtype=bool), 0.5, 1.0)
@@ -52,9 +51,9 @@ class AngularTerms:
         counts = np.bincount(centre, minlength=pairs.n_atoms)
         starts = np.cumsum(counts) - counts
         every = np.arange(n_el)
-        n_stack = max(len(sg.etas) * (sg.n_p + sg.n_dp) for sg in self._supergroups)
+        n_stack = max(len(sg.etas) * (sg.n_p + sg.n_dp) for sg in self.supergroups)
         structure = []
-        for centres in _blocks(counts, n_stack):
+        for centres in centre_blocks(counts, n_stack):
             n = counts[centres]
             m = int(n[0])
             slot = np.arange(m)
@@ -70,12 +69,12 @@ class AngularTerms:
     def _angular_forward(self, structure, D, r, n_atoms, values, derivatives):
         """Angular values into ``values`` (n_atoms, n_el, n_el, n_angular) from the angular
         bonds' vectors ``D`` and lengths ``r`` laid out by ``structure``
-        (:meth:`_angular_structure`); with ``derivatives`` the :class:`_Block` s of the
+        (:meth:`_angular_structure`); with ``derivatives`` the :class:`Block` s of the
         tape.
 
         Every matrix carries q_j q_k (rows and columns scaled), so the right-hand sides
         [1, u_k] and [1, D_k] per element of k serve every η: the groups of a
-        :attr:`_supergroups` entry (same kind and keys, different η) are computed together
+        :attr:`supergroups` entry (same kind and keys, different η) are computed together
         along a leading η axis, in one product per block.
         """
         acsf = self.acsf
@@ -151,7 +150,7 @@ class AngularTerms:
                 Yall = work.get(f"Y{index}", (B, n_keys, m, 4))
                 Yv = work.get(f"Yv{index}", (B, n_keys, m))
                 Zall = work.get(f"Z{index}", (B, n_dp_keys, m, 4)) if n_dp_keys else None
-            for sg in self._supergroups:
+            for sg in self.supergroups:
                 G, n_p, n_dp = len(sg.etas), sg.n_p, sg.n_dp
                 eta = sg.etas[None, :, None]                                 # (1, G, 1)
                 q = np.exp(-eta * (rp * rp)[:, None, :])
@@ -161,7 +160,7 @@ class AngularTerms:
                 storage = work.get("X", (B, G * (n_p + n_dp), m, m))
                 Xp = storage[:, : G * n_p].reshape(B, G, n_p, m, m)
                 Xd = storage[:, G * n_p :].reshape(B, G, n_dp, m, m)
-                X = _Keys(Xp, Xd, n_p)
+                X = Keys(Xp, Xd, n_p)
                 if not derivatives:
                     n_dp = 0
                 qq = np.multiply(q[:, :, :, None], q[:, :, None, :],
@@ -198,13 +197,13 @@ class AngularTerms:
                         np.multiply(cos[:, None], X[:, :, row - 1], out=X[:, :, row])
                 else:
                     for row, key in enumerate(sg.p_keys):
-                        factor = _exact_power(key, cos, powers)
+                        factor = exact_power(key, cos, powers)
                         if factor is not None:
                             np.multiply(factor[:, None], P, out=X[:, :, row])
                         elif sg.kind != "g4" or row != home:
                             np.copyto(X[:, :, row], P)
                     for row, key in enumerate(sg.dp_keys[:n_dp]):
-                        np.multiply(_exact_power(key, cos, powers)[:, None], dP_r,
+                        np.multiply(exact_power(key, cos, powers)[:, None], dP_r,
                                     out=X[:, :, n_p + row])
                 keys = slice(sg.p0 * n_el, (sg.p0 + G * n_p) * n_el)
                 rows = storage[:, : G * n_p].reshape(B, G * n_p * m, m)
@@ -252,7 +251,7 @@ class AngularTerms:
                             0, 1, 2, 4, 3, 5).reshape(B, G * n_dp * n_el, m, 4)
             if derivatives:
                 bonds = np.where(valid, bond, len(r))
-                blocks.append(_Block(centres, bonds, u.transpose(0, 2, 1)[:, :, None, :],
+                blocks.append(Block(centres, bonds, u.transpose(0, 2, 1)[:, :, None, :],
                                      rp[:, None, :], onehot, Yall, Yv, Zall))
         return blocks if derivatives else None
 

@@ -1,11 +1,11 @@
 """How the prediction engine (:mod:`pesnet.descriptors.pullback`) organises the angular terms.
 
-* :func:`_plan`: the angular work plan of :func:`~pesnet.descriptors.angular.plan_angular`,
+* :func:`plan`: the angular work plan of :func:`~pesnet.descriptors.angular.plan_angular`,
   rewritten on the monomials c^n ∘ P when every ζ is a small integer (one product per power
   instead of one per (1 + λc)^ζ);
-* :func:`_supergroups`: groups with the same kind and keys but different η, computed together
+* :func:`supergroups`: groups with the same kind and keys but different η, computed together
   along a leading η axis;
-* :func:`_blocks`: centres cut into blocks whose work arrays stay in cache.
+* :func:`blocks`: centres cut into blocks whose work arrays stay in cache.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pesnet.descriptors.angular import _Group, _power, plan_angular
+from pesnet.descriptors.angular import Group, cached_power, plan_angular
 
 #: Elements of the (B, n_matrices, m, m) work array of one block of centres. Measured on
 #: 108- and 500-atom Cu at 4 Å, one core, median of 60 (12) one-off predictions, three
@@ -24,11 +24,11 @@ from pesnet.descriptors.angular import _Group, _power, plan_angular
 #: more often, larger ones leave the cache. (An earlier machine state preferred 2¹⁸.)
 BLOCK_ELEMENTS = 1 << 19
 
-#: Largest integer ζ for which angular terms use the monomial basis c^n ∘ P (see _plan).
+#: Largest integer ζ for which angular terms use the monomial basis c^n ∘ P (see plan).
 MONOMIAL_MAX_ZETA = 4
 
 
-def _plan(g4, g5, derivatives: bool) -> list:
+def term_plan(g4, g5, derivatives: bool) -> list:
     """The work plan of :func:`~pesnet.descriptors.angular.plan_angular`, with groups whose ζ
     are all integers ≤ :data:`MONOMIAL_MAX_ZETA` rewritten on the monomials c^n ∘ P:
     A(c) = K (1 + λc)^ζ = K Σ_n C(ζ, n) λ^n c^n, so the matrices c⁰…c^ζmax ∘ P (one product
@@ -55,15 +55,15 @@ def _plan(g4, g5, derivatives: bool) -> list:
             for n in range(zeta):
                 slope[f, n] = k * zeta * lam * comb(zeta - 1, n) * lam**n
         dp = derivatives and group.kind == "g4"
-        out.append(_Group(group.kind, group.eta, group.columns, keys, keys if dp else [],
+        out.append(Group(group.kind, group.eta, group.columns, keys, keys if dp else [],
                           value, slope if derivatives else np.zeros_like(slope),
                           value.copy() if dp else np.zeros((nf, 0)), group.span))
     return out
 
 
-def _exact_power(key, cos: np.ndarray, cache: dict):
+def exact_power(key, cos: np.ndarray, cache: dict):
     """(1 + λ cos θ)^n named by ``key`` (``None`` for ``("one",)``), as
-    :func:`pesnet.descriptors.angular._power` computes it (same values), with 1 ± c formed
+    :func:`pesnet.descriptors.angular.cached_power` computes it (same values), with 1 ± c formed
     in one operation (c is clipped to [−1, 1], so the base is never negative)."""
     if key in cache:
         return cache[key]
@@ -75,17 +75,17 @@ def _exact_power(key, cos: np.ndarray, cache: dict):
         n = int(key[2])
         lam = key[1]
         if n % 2:
-            value = _exact_power(("b", lam, float(n - 1)), cos, cache) * _exact_power(
+            value = exact_power(("b", lam, float(n - 1)), cos, cache) * exact_power(
                 ("b", lam, 1.0), cos, cache)
         else:
-            half = _exact_power(("b", lam, float(n // 2)), cos, cache)
+            half = exact_power(("b", lam, float(n // 2)), cos, cache)
             value = half * half
         cache[key] = value
         return value
-    return _power(key, cos, cache)
+    return cached_power(key, cos, cache)
 
 
-class _Keys:
+class Keys:
     """``X[:, :, k]``: the P matrix of key k < n_p, else the P' matrix of key k − n_p."""
 
     def __init__(self, p, d, n_p):
@@ -114,7 +114,7 @@ class _SuperGroup(NamedTuple):
     power_of: list     # per group: (earlier group k, n) when η = 2ⁿ η_k (E by squaring), or None
 
 
-def _supergroups(plan) -> list:
+def supergroups(plan) -> list:
     out, p0, d0 = [], 0, 0
     runs: list[list] = []
     for group in plan:
@@ -143,7 +143,7 @@ def _supergroups(plan) -> list:
     return out
 
 
-def _blocks(counts: np.ndarray, n_stack: int):
+def centre_blocks(counts: np.ndarray, n_stack: int):
     """Centre indices of each block: centres by decreasing neighbour count (those with < 2
     skipped), cut into blocks of equal size whose (B, n_stack, m, m) work array stays near
     :data:`BLOCK_ELEMENTS` elements (m: the block's largest count)."""

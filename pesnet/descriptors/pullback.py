@@ -49,7 +49,7 @@ import numpy as np
 
 from pesnet.descriptors.angular_engine import AngularTerms
 from pesnet.descriptors.bonds import Geometry, PairList
-from pesnet.descriptors.tape import Tape, _Layout, _Workspace
+from pesnet.descriptors.tape import Layout, Tape, Workspace
 from pesnet.errors import ConfigurationError
 
 
@@ -67,7 +67,7 @@ class ACSFEvaluator(AngularTerms):
         self._rs = g2[:, 1][None, :, None]
         self._kappa = np.asarray(acsf.g3, dtype=float).reshape(1, -1, 1)
         # scratch reused between calls: a tape is valid until the next forward pass
-        self._work = _Workspace()
+        self._work = Workspace()
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -76,7 +76,7 @@ class ACSFEvaluator(AngularTerms):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._work = _Workspace()
+        self._work = Workspace()
 
     # -- forward --------------------------------------------------------------------------
     def forward(self, pairs: PairList, geometry: Geometry, derivatives: bool = True,
@@ -130,7 +130,7 @@ class ACSFEvaluator(AngularTerms):
         return values, Tape(n_atoms, pairs.config_atoms, n_rows, width, d_radial, u, padded,
                             self._reverse_slots(pairs, layout), *ang, blocks)
 
-    def _radial_layout(self, pairs: PairList, inside: np.ndarray) -> _Layout:
+    def _radial_layout(self, pairs: PairList, inside: np.ndarray) -> Layout:
         """The padded layout of the bonds ``inside`` the cutoff, kept on the pair list while
         the same bonds are inside (most MD steps)."""
         cached = pairs._cache.get("radial_layout")
@@ -145,11 +145,11 @@ class ACSFEvaluator(AngularTerms):
         slot = rows * width
         slot += np.arange(len(rows))
         slot -= starts[rows]
-        layout = pairs._cache["radial_layout"] = _Layout(inside.copy(), n_rows, width, slot, {})
+        layout = pairs._cache["radial_layout"] = Layout(inside.copy(), n_rows, width, slot, {})
         return layout
 
     @staticmethod
-    def _reverse_slots(pairs: PairList, layout: _Layout) -> np.ndarray:
+    def _reverse_slots(pairs: PairList, layout: Layout) -> np.ndarray:
         """Slot of each slot's reverse bond (the bonds inside the cutoff come in pairs);
         ``rows·width`` in padding."""
         if "reverse" not in layout.extra:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 
-class _Block(NamedTuple):
+class Block(NamedTuple):
     """One block of centres of the angular terms (B centres, m neighbour slots).
 
     The contractions of every plan group, keys concatenated over the groups in plan order
@@ -29,7 +29,7 @@ class _Block(NamedTuple):
     Z: np.ndarray | None
 
 
-class _Layout(NamedTuple):
+class Layout(NamedTuple):
     """Padded per-(centre, element) layout of the bonds inside the radial cutoff."""
 
     inside: np.ndarray    # bonds of the pair list inside the cutoff
@@ -47,7 +47,7 @@ class Tape(NamedTuple):
     vectors and ``d`` (rows·width,) lengths of each slot (0 and the cutoff in padding),
     ``reverse`` (rows·width,) the slot of each bond's reverse (``rows·width`` in padding).
     Angular terms: ``centre``, ``neighbour`` (n_angular,) atoms and ``D`` (n_angular, 3) of
-    the angular bonds, and the :class:`_Block` s. ``config_atoms`` (n_configs + 1,).
+    the angular bonds, and the :class:`Block` s. ``config_atoms`` (n_configs + 1,).
     """
 
     n_atoms: int
@@ -64,7 +64,7 @@ class Tape(NamedTuple):
     blocks: list | None
 
 
-class _Workspace(threading.local):
+class Workspace(threading.local):
     """Large scratch arrays kept between calls (per thread): a fresh array of a few MB is
     mapped anew by the allocator and page-faults on every call, which cost ~30% of a step."""
 

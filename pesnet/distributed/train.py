@@ -34,8 +34,13 @@ import numpy as np
 from pesnet.distributed.cluster import as_cluster, member_groups, raise_cluster_error
 from pesnet.errors import InputError
 from pesnet.training.settings import TrainSettings
-from pesnet.training.trainer import (EpochRecord, TrainingResult, assemble_members, calibrate,
-                                     train_potential)
+from pesnet.training.trainer import (
+    EpochRecord,
+    TrainingResult,
+    assemble_members,
+    calibrate,
+    train_potential,
+)
 
 
 def potential_to_bytes(potential) -> bytes:

@@ -61,10 +61,16 @@ import numpy as np
 from pesnet.errors import InputError, PesnetError
 from pesnet.fileio import atomic_output, sha256_file
 from pesnet.pipeline.al_tracking import RoundTracker
-from pesnet.pipeline.exploration import (append_configurations, explore, label,
-                                         quantile_threshold, reference_calculator_name,
-                                         seed_structures, select)
-from pesnet.pipeline.spec import ActiveLearningSpec, Pipeline, _resolve
+from pesnet.pipeline.exploration import (
+    append_configurations,
+    explore,
+    label,
+    quantile_threshold,
+    reference_calculator_name,
+    seed_structures,
+    select,
+)
+from pesnet.pipeline.spec import ActiveLearningSpec, Pipeline, resolve_path
 
 #: Sub-directory of the run directory holding the rounds.
 AL_DIR = "active-learning"
@@ -126,7 +132,7 @@ def _holdout_dataset(pipeline: Pipeline, al_dir: Path) -> Path | None:
 
     if not pipeline.spec.active_learning.holdout:
         return None
-    files = [_resolve(pipeline.root, name) for name in pipeline.spec.active_learning.holdout]
+    files = [resolve_path(pipeline.root, name) for name in pipeline.spec.active_learning.holdout]
     for k, path in enumerate(files):
         if not path.is_file():
             raise InputError(f"{pipeline.path}: active_learning.holdout[{k}]: {path}: no such "

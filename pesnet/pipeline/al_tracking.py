@@ -59,8 +59,6 @@ class RoundTracker:
         return self.parent
 
     def start_round(self, k: int):
-        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-
         from pesnet.tracking.session import TrackingSession
         from pesnet.tracking.store import TrackingError
 
@@ -71,9 +69,8 @@ class RoundTracker:
             params = {**self.pipeline.flat_params(), "active_learning.round": k}
             return TrackingSession.start(
                 self.uri, self.pipeline.name, params,
-                {**self._tags(), MLFLOW_PARENT_RUN_ID: parent.run_id, "pesnet.al_round": k,
-                 "mlflow.runName": f"round-{k}"},
-                self.pipeline.spec.description)
+                {**self._tags(), "pesnet.al_round": k, "mlflow.runName": f"round-{k}"},
+                self.pipeline.spec.description, parent_run_id=parent.run_id)
         except TrackingError as error:
             self._fail(error)
             return None

@@ -16,7 +16,7 @@ import numpy as np
 
 from pesnet.errors import InputError, PesnetError
 from pesnet.fileio import atomic_output, sha256_file
-from pesnet.pipeline.spec import ActiveLearningSpec, Pipeline, _resolve
+from pesnet.pipeline.spec import ActiveLearningSpec, Pipeline, resolve_path
 
 #: MD stops when the shortest interatomic distance falls below this fraction of the seed's.
 COLLAPSE_FRACTION = 0.75
@@ -249,7 +249,7 @@ def seed_structures(pipeline: Pipeline, model, dataset_path) -> list:
     seeds = []
     if al.seed_structures:
         for k, name in enumerate(al.seed_structures):
-            path = _resolve(pipeline.root, name)
+            path = resolve_path(pipeline.root, name)
             try:
                 seeds += list(ase.io.read(str(path), index=":"))
             except Exception as error:

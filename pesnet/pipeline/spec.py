@@ -335,12 +335,12 @@ class Pipeline:
                 + [f"split.validation_files[{k}]" for k in range(len(split.validation_files))]
                 + [f"split.test_files[{k}]" for k in range(len(split.test_files))])
         names = [*self.spec.dataset.files, *split.validation_files, *split.test_files]
-        return [(key, _resolve(self.root, name)) for key, name in zip(keys, names)]
+        return [(key, resolve_path(self.root, name)) for key, name in zip(keys, names)]
 
     def index_files(self) -> dict[str, Path]:
         """The split's index files by key (``split.validation``, ``split.test``)."""
         split = self.spec.split
-        return {f"split.{k}": _resolve(self.root, getattr(split, k))
+        return {f"split.{k}": resolve_path(self.root, getattr(split, k))
                 for k in ("validation", "test") if getattr(split, k)}
 
     def flat_params(self) -> dict[str, str]:
@@ -353,7 +353,8 @@ class Pipeline:
         return flatten(tree)
 
 
-def _resolve(root: Path, name: str) -> Path:
+def resolve_path(root: Path, name: str) -> Path:
+    """``name`` (``~`` expanded) if absolute, else relative to ``root`` (a spec's directory)."""
     path = Path(name).expanduser()
     return path if path.is_absolute() else root / path
 

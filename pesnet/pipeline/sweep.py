@@ -235,22 +235,11 @@ class _Tracker:
         self._safely(self._start_point, index, point, point_pipeline)
 
     def _start_point(self, index, point, point_pipeline):
-        from mlflow.entities import Param
-        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+        from pesnet.tracking.session import ROLE_TAG
 
-        from pesnet.tracking.session import ROLE_TAG, TrackingSession
-
-        s = self.session
-        with s._guard("creating a sweep point's run"):
-            run = s.client.create_run(
-                s.experiment_id, run_name=f"point-{index:03d}",
-                tags={MLFLOW_PARENT_RUN_ID: s.run_id, ROLE_TAG: "sweep-point",
-                      "pesnet.sweep.point": describe_point(point)})
-            params = [Param(k, str(v)) for k, v in point_pipeline.flat_params().items()]
-            for start in range(0, len(params), 100):
-                s.client.log_batch(run.info.run_id, params=params[start:start + 100])
-        self.children[index] = TrackingSession(self.uri, s.client, s.experiment_id,
-                                               run.info.run_id)
+        self.children[index] = self.session.start_child(
+            f"point-{index:03d}", point_pipeline.flat_params(),
+            {ROLE_TAG: "sweep-point", "pesnet.sweep.point": describe_point(point)})
 
     def finish_point(self, index, history, metrics, split, files, error=None):
         child = self.children.get(index)
@@ -309,9 +298,9 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
     import sys
 
     from pesnet.distributed.cluster import open_cluster
+    from pesnet.fileio import atomic_output
     from pesnet.pipeline.runner import run_dir_lock
     from pesnet.pipeline.steps import history_to_json
-    from pesnet.fileio import atomic_output
 
     out, err = out or sys.stdout, err or sys.stderr
     points = grid_points(grid)

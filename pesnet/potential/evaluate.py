@@ -19,8 +19,11 @@ class Evaluation(NamedTuple):
 
     ``energy_*`` (n,) eV; ``n_atoms`` (n,); ``forces_*`` (N_f, 3) eV/Å over atoms with force
     labels; ``*_std`` calibrated spreads; ``config_type`` (n,) each configuration's group and
-    ``forces_config_type`` (N_f,) each force row's; ``metrics`` from
-    :func:`pesnet.metrics.energy_force_metrics` plus ``n_configs``/``n_atoms``.
+    ``forces_config_type`` (N_f,) each force row's; ``stress_*`` (n_s, 6) eV/Å³ (Voigt, as
+    ASE) over the configurations with a stress label and ``stress_config_type`` (n_s,);
+    ``metrics`` from :func:`pesnet.metrics.energy_force_metrics` (and
+    :func:`pesnet.metrics.stress_metrics` where stresses are labelled) plus
+    ``n_configs``/``n_atoms``.
     """
 
     energy_true: np.ndarray
@@ -32,13 +35,18 @@ class Evaluation(NamedTuple):
     forces_std: np.ndarray
     config_type: np.ndarray
     forces_config_type: np.ndarray
+    stress_true: np.ndarray
+    stress_pred: np.ndarray
+    stress_std: np.ndarray
+    stress_config_type: np.ndarray
     metrics: dict
 
 
 def evaluate_potential(potential, dataset_path, indices=None, chunk_size: int = 32,
                        progress: bool = False) -> Evaluation:
     """Predict the configurations ``indices`` (default all) of a dataset and score them."""
-    parts = {k: [] for k in ("et", "ep", "es", "n", "ft", "fp", "fs", "ct", "fct")}
+    parts = {k: [] for k in ("et", "ep", "es", "n", "ft", "fp", "fs", "ct", "fct", "st", "sp",
+                             "ss", "sct")}
     with Dataset(dataset_path) as ds:
         chosen = np.arange(len(ds)) if indices is None else np.asarray(indices)
         bar = None
@@ -49,7 +57,13 @@ def evaluate_potential(potential, dataset_path, indices=None, chunk_size: int = 
                        leave=False)
         for batch in ds.iter_chunks(chunk_size, indices=chosen):
             atoms = [batch.atoms(k) for k in range(len(batch))]
-            p = potential.predict(atoms)
+            with_stress = batch.has_stress & batch.pbc.all(axis=1)
+            p = potential.predict(atoms, stress=bool(with_stress.any()))
+            if with_stress.any():
+                parts["st"].append(batch.stress[with_stress])
+                parts["sp"].append(p.stress[with_stress])
+                parts["ss"].append(p.stress_std[with_stress])
+                parts["sct"].append(batch.config_type[with_stress])
             keep = batch.has_energy
             parts["et"].append(batch.energy[keep])
             parts["ep"].append(p.energy[keep])
@@ -66,15 +80,18 @@ def evaluate_potential(potential, dataset_path, indices=None, chunk_size: int = 
         if bar is not None:
             bar.close()
     cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
-    has_forces = len(cat["ft"]) > 0
     evaluation = Evaluation(cat["et"], cat["ep"], cat["es"], cat["n"],
                             cat["ft"].reshape(-1, 3), cat["fp"].reshape(-1, 3),
-                            cat["fs"].reshape(-1, 3), cat["ct"], cat["fct"], {})
+                            cat["fs"].reshape(-1, 3), cat["ct"], cat["fct"],
+                            cat["st"].reshape(-1, 6), cat["sp"].reshape(-1, 6),
+                            cat["ss"].reshape(-1, 6), cat["sct"], {})
     return evaluation._replace(metrics=_scores(evaluation))
 
 
-def _scores(ev: Evaluation, configs=slice(None), atoms=slice(None)) -> dict:
-    """Metrics of the configurations ``configs`` and force rows ``atoms`` of ``ev``."""
+def _scores(ev: Evaluation, configs=slice(None), atoms=slice(None),
+            stresses=slice(None)) -> dict:
+    """Metrics of the configurations ``configs``, force rows ``atoms`` and stress rows
+    ``stresses`` of ``ev``."""
     has_forces = len(ev.forces_true[atoms]) > 0
     scores = metrics.energy_force_metrics(
         ev.energy_pred[configs], ev.energy_true[configs], ev.n_atoms[configs],
@@ -89,6 +106,9 @@ def _scores(ev: Evaluation, configs=slice(None), atoms=slice(None)) -> dict:
                                                        / ev.n_atoms[configs]))
     if has_forces:
         scores["force_std_mean"] = float(np.mean(ev.forces_std[atoms]))
+    if len(ev.stress_true[stresses]):
+        scores.update(metrics.stress_metrics(ev.stress_pred[stresses], ev.stress_true[stresses],
+                                             ev.stress_std[stresses]))
     return scores
 
 
@@ -101,7 +121,8 @@ def group_metrics(evaluation: Evaluation) -> dict[str, dict]:
         atoms = evaluation.forces_config_type == name
         if configs.sum() == 0:
             continue
-        groups[name] = _scores(evaluation, configs, atoms)
+        groups[name] = _scores(evaluation, configs, atoms,
+                               evaluation.stress_config_type == name)
     return groups
 
 
@@ -147,5 +168,12 @@ def format_metrics(scores: dict) -> str:
         ("Spearman(|ΔE|, σ_E)", f"{scores['energy_spearman']:.3f}", ""),
         ("energy errors within 1σ", f"{100 * scores['energy_coverage_1sigma']:.1f}", "%"),
     ]
+    if "stress_mae" in scores:
+        rows += [
+            ("stress MAE", f"{scores['stress_mae_gpa']:.4f}", "GPa"),
+            ("stress RMSE", f"{scores['stress_rmse_gpa']:.4f}", "GPa"),
+            ("Spearman(|Δσ|, σ_σ), components", f"{scores['stress_spearman']:.3f}", ""),
+            ("stress errors within 1σ", f"{100 * scores['stress_coverage_1sigma']:.1f}", "%"),
+        ]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value:>10} {unit}" for name, value, unit in rows)

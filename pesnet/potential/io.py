@@ -29,12 +29,23 @@ from pesnet.errors import DataFormatError, InputError
 from pesnet.fileio import atomic_output, check_format, open_hdf5
 from pesnet.nn.mlp import MLP
 from pesnet.potential.model import Potential
-from pesnet.potential.model_file_arrays import (read_float_array, read_network_arrays,
-                                                read_scaler, subgroup)
-from pesnet.potential.model_file_checks import (check_calibration, check_descriptor,
-                                                check_elements, check_labels, check_metadata,
-                                                check_network_config, is_int, json_attribute,
-                                                short)
+from pesnet.potential.model_file_arrays import (
+    read_float_array,
+    read_network_arrays,
+    read_scaler,
+    subgroup,
+)
+from pesnet.potential.model_file_checks import (
+    check_calibration,
+    check_descriptor,
+    check_elements,
+    check_labels,
+    check_metadata,
+    check_network_config,
+    is_int,
+    json_attribute,
+    short,
+)
 
 FORMAT_NAME = "pesnet-model"
 FORMAT_VERSION = 1

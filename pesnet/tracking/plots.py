@@ -10,6 +10,8 @@
   calibration, the shaded area the miscalibration area.
 * ``error_vs_uncertainty.png``: |error| against predicted σ (log–log), with the RMS error in
   bins of σ; a calibrated model follows the diagonal.
+* ``parity_stress.png`` (when stresses are labelled): stress components (GPa), coloured by
+  their predicted σ.
 * ``parity_groups.png`` (when the data has more than one group, ``config_type``): energy per
   atom and force components coloured by group, each group's force MAE (meV/Å) in the legend.
 """
@@ -179,6 +181,17 @@ def error_vs_uncertainty(evaluation, path) -> Path:
     return _save(fig, Path(path))
 
 
+def parity_stress(evaluation, path) -> Path:
+    """Stress components, GPa, coloured by σ of each component."""
+    from pesnet.metrics import EV_PER_A3_IN_GPA as GPA
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    _parity(ax, GPA * evaluation.stress_true.ravel(), GPA * evaluation.stress_pred.ravel(),
+            GPA * evaluation.stress_std.ravel(), "GPa", "stress components")
+    return _save(fig, Path(path))
+
+
 def parity_groups(evaluation, path) -> Path:
     """Energies (meV/atom) and force components (eV/Å) coloured by group (``config_type``)."""
     plt = _pyplot()
@@ -218,6 +231,8 @@ def write_plots(evaluation, history, directory) -> list[Path]:
         written.append(learning_curves(history, directory / "learning_curves.png"))
     written.append(calibration(evaluation, directory / "calibration.png"))
     written.append(error_vs_uncertainty(evaluation, directory / "error_vs_uncertainty.png"))
+    if len(evaluation.stress_true):
+        written.append(parity_stress(evaluation, directory / "parity_stress.png"))
     if len(set(evaluation.config_type.tolist())) > 1:
         written.append(parity_groups(evaluation, directory / "parity_groups.png"))
     return written

@@ -78,7 +78,7 @@ def group_summary(metrics: dict) -> dict[str, float]:
     """One group's metrics for the dashboard: size, errors in meV and the uncertainty
     figures (coverage, Spearman) of :func:`pesnet.potential.evaluate.group_metrics`."""
     keep = ("n_configs", "energy_coverage_1sigma", "energy_spearman", "force_coverage_1sigma",
-            "force_spearman")
+            "force_spearman", "stress_mae_gpa", "stress_coverage_1sigma")
     return {**{k: float(metrics[k]) for k in keep if k in metrics}, **in_mev(metrics)}
 
 
@@ -173,10 +173,14 @@ class TrackingSession:
 
     @classmethod
     def start(cls, uri: str, experiment: str, params: dict, tags: dict,
-              description: str = "") -> "TrackingSession":
-        """Create the parent run in ``experiment`` (made if missing) with params and tags."""
+              description: str = "", parent_run_id: str | None = None) -> "TrackingSession":
+        """Create the parent run in ``experiment`` (made if missing) with params and tags;
+        nested under ``parent_run_id`` when given (an active-learning round, say)."""
         from mlflow.entities import Param
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+        if parent_run_id is not None:
+            tags = {**tags, MLFLOW_PARENT_RUN_ID: parent_run_id}
         store.check_reachable(uri)
         try:
             client = store.client(uri)
@@ -203,6 +207,22 @@ class TrackingSession:
             session.end("FAILED", str(error))
             raise
         return session
+
+    def start_child(self, run_name: str, params: dict, tags: dict) -> "TrackingSession":
+        """A run nested under this one, in its experiment, with ``params`` and ``tags`` (a
+        sweep's point, say); its own session."""
+        from mlflow.entities import Param
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        with self._guard(f"creating the run {run_name}"):
+            run = self.client.create_run(
+                self.experiment_id, run_name=run_name,
+                tags={MLFLOW_PARENT_RUN_ID: self.run_id, **owner_tags(),
+                      **{k: str(v) for k, v in tags.items()}})
+            items = [Param(k, str(v)) for k, v in params.items()]
+            for start in range(0, len(items), 100):
+                self.client.log_batch(run.info.run_id, params=items[start:start + 100])
+        return TrackingSession(self.uri, self.client, self.experiment_id, run.info.run_id)
 
     @property
     def run_name(self) -> str:
@@ -303,11 +323,11 @@ class TrackingSession:
     def log_dataset(self, path, digest: str, name: str, source: str | None = None,
                     n_configs: int | None = None) -> None:
         """The dataset as an MLflow input (context ``training``) with its SHA-256 digest."""
+        import warnings
+
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
         from mlflow.entities import DatasetInput, InputTag
-
-        import warnings
 
         source_uri = str(Path(source or path).resolve())
         with self._guard("logging the dataset"):

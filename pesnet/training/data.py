@@ -30,6 +30,9 @@ class Labels(NamedTuple):
     forces: np.ndarray       # (N, 3) eV/Å
     has_forces: np.ndarray   # (n,)
     config_type: np.ndarray  # (n,) str
+    stress: np.ndarray | None = None      # (n, 6) eV/Å³ Voigt (NaN where unlabelled)
+    has_stress: np.ndarray | None = None  # (n,) labelled and periodic in all three directions
+    volume: np.ndarray | None = None      # (n,) Å³ (1 where not periodic)
 
     def subset(self, indices):
         """Labels of configurations ``indices``: (energy, has_energy, forces, atom mask, n_atoms)."""
@@ -41,14 +44,24 @@ class Labels(NamedTuple):
         forces = np.where(has_forces_atom[:, None], self.forces[rows], 0.0)
         return self.energy[indices], self.has_energy[indices], forces, has_forces_atom, counts
 
+    def stress_subset(self, indices):
+        """(stress (n, 6) eV/Å³ with zeros where unlabelled, has_stress (n,), volume (n,) Å³)
+        of configurations ``indices``."""
+        indices = np.asarray(indices)
+        has = self.has_stress[indices]
+        return (np.where(has[:, None], self.stress[indices], 0.0), has, self.volume[indices])
+
 
 def read_labels(dataset_path) -> Labels:
     """All labels of the dataset at ``dataset_path``."""
     with Dataset(dataset_path) as ds:
         f = ds._file
         forces = f["forces"][:]
+        periodic = ds.column("pbc").all(axis=1)
+        volume = np.where(periodic, np.abs(np.linalg.det(ds.column("cell"))), 1.0)
         return Labels(ds.offsets.copy(), f["numbers"][:].astype(np.int64), f["energy"][:],
-                      f["has_energy"][:], forces, f["has_forces"][:], ds.column("config_type"))
+                      f["has_energy"][:], forces, f["has_forces"][:], ds.column("config_type"),
+                      ds.column("stress"), ds.column("has_stress") & periodic, volume)
 
 
 def open_training_inputs(features_path, dataset_path=None):
@@ -77,11 +90,12 @@ def open_training_inputs(features_path, dataset_path=None):
 
 def prepare_batches(features: FeaturesFile, labels: Labels, indices, batch_size: int,
                     n_members: int, seed: int, bootstrap_weights=None,
-                    forces: bool = True) -> list[PreparedBatch]:
+                    forces: bool = True, stress: bool = False) -> list[PreparedBatch]:
     """Cut ``indices`` (shuffled with ``seed``) into batches held in memory.
 
     ``bootstrap_weights`` (M, len(indices)) per-member weights of each configuration in
-    ``indices`` order (None: ones).
+    ``indices`` order (None: ones). ``stress`` keeps the strain derivatives and stress labels
+    a stress term needs.
     """
     indices = np.asarray(indices)
     order = np.random.default_rng([seed, 7]).permutation(len(indices))
@@ -89,7 +103,7 @@ def prepare_batches(features: FeaturesFile, labels: Labels, indices, batch_size:
     for start in range(0, len(indices), batch_size):
         pick = np.sort(order[start : start + batch_size])
         config = indices[pick]
-        fb = features.read_batch(config, standardise=True, derivatives=forces)
+        fb = features.read_batch(config, standardise=True, derivatives=forces or stress)
         energy, has_energy, f, has_f, counts = labels.subset(config)
         operator = None
         if forces and fb.derivatives is not None:
@@ -98,5 +112,7 @@ def prepare_batches(features: FeaturesFile, labels: Labels, indices, batch_size:
             fb = fb._replace(centres=None, neighbours=None, derivatives=None, block_offsets=None)
         weights = (np.ones((n_members, len(config))) if bootstrap_weights is None
                    else bootstrap_weights[:, pick])
-        batches.append(PreparedBatch(fb, operator, energy, f, has_energy, has_f, counts, weights))
+        stress_labels = labels.stress_subset(config) if stress else (None, None, None)
+        batches.append(PreparedBatch(fb, operator, energy, f, has_energy, has_f, counts, weights,
+                                     *stress_labels))
     return batches

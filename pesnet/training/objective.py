@@ -1,15 +1,23 @@
-"""The energy-and-force loss of one batch and its gradient for every member's weights.
+"""The energy, force and stress loss of one batch and its gradient for every member's weights.
 
 For member m with per-configuration (bootstrap) weights c_k and N_k atoms in configuration k:
 
     L_m = w_E Σ_k c_k (ΔE_k / N_k)² / Σ_k c_k
         + w_F Σ_k c_k Σ_{i∈k} |ΔF_i|² / (3 Σ_k c_k N_k^F)
+        + w_S Σ_k c_k^S |Δσ_k|² / (6 Σ_k c_k^S)
 
-(ΔE, ΔF prediction minus reference; N_k^F counts atoms with force labels). Gradients:
+(ΔE, ΔF, Δσ prediction minus reference; N_k^F counts atoms with force labels; c_k^S = c_k for
+configurations with a stress label, else 0; |Δσ|² over the six Voigt components, eV/Å³).
+The stress σ_k = W_k / V_k with the virial W_k = ∂E_k/∂ε = Σ_{i∈k} g_i · ∂G_i/∂ε
+(:func:`~pesnet.potential.operators.strain_gradient`) is intensive like E/N: one stress error
+weighs the same in a small cell and a big one, so no volume weighting (DeePMD weights the
+extensive virial by 1/N for the same reason). Gradients:
 
     ∂L/∂E_k = 2 w_E c_k ΔE_k / (N_k² Σ c)          → every atom of k: ∂L/∂y_i = ∂L/∂E_k
     ∂L/∂F_i = 2 w_F c_k ΔF_i / (3 Σ c N^F)
+    ∂L/∂σ_k = 2 w_S c_k^S Δσ_k / (6 Σ c^S)          (on the six Voigt entries of σ_k)
     u_i     = ∂L/∂g_i = −Σ_j (∂G_i/∂r_j) ∂L/∂F_j   (g_i = ∂E_i/∂G_i; ForceOperator.pullback)
+              + Σ_ab (∂L/∂σ_k,ab / V_k) ∂G_i/∂ε_ab  (i in configuration k)
 
 and the weight gradient is that of Φ = Σ_i (∂L/∂y_i) y_i + Σ_i u_i · ∂y_i/∂G_i with u held fixed:
 a forward tangent pass along u and one reverse pass (``MLP.backward_with_tangent``).
@@ -22,7 +30,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pesnet.potential.operators import ForceOperator
+from pesnet.potential.operators import ForceOperator, strain_gradient
+
+#: Voigt order of ASE's stress (xx yy zz yz xz xy) as (row, column) of the 3×3 tensor.
+VOIGT = (np.array([0, 1, 2, 1, 0, 0]), np.array([0, 1, 2, 2, 2, 1]))
 
 
 class PreparedBatch(NamedTuple):
@@ -31,7 +42,9 @@ class PreparedBatch(NamedTuple):
     ``features``: standardised FeatureBatch; ``operator``: its ForceOperator (None without
     forces); ``energy`` (n,) eV; ``forces`` (N, 3) eV/Å (zeros where unlabelled);
     ``has_energy`` (n,) bool; ``has_forces`` (N,) bool; ``n_atoms`` (n,); ``weights`` (M, n)
-    per-member configuration weights (bootstrap draws, or ones).
+    per-member configuration weights (bootstrap draws, or ones); ``stress`` (n, 6) eV/Å³
+    Voigt (zeros where unlabelled), ``has_stress`` (n,) bool and ``volume`` (n,) Å³, or None
+    when the batch trains no stress.
     """
 
     features: object
@@ -42,14 +55,19 @@ class PreparedBatch(NamedTuple):
     has_forces: np.ndarray
     n_atoms: np.ndarray
     weights: np.ndarray
+    stress: np.ndarray | None = None
+    has_stress: np.ndarray | None = None
+    volume: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class LossWeights:
-    """``energy`` weights (ΔE/N)² in (eV/atom)²; ``forces`` weights |ΔF|² in (eV/Å)²."""
+    """``energy`` weights (ΔE/N)² in (eV/atom)²; ``forces`` weights |ΔF|² in (eV/Å)²;
+    ``stress`` weights |Δσ|² per component in (eV/Å³)²."""
 
     energy: float = 1.0
     forces: float = 1.0
+    stress: float = 0.0
 
 
 class BatchResult(NamedTuple):
@@ -63,10 +81,23 @@ class BatchResult(NamedTuple):
     force_abs: np.ndarray       # (M,) Σ |ΔF|
     n_force: int
     grads: dict | None          # {Z: (M, P)} or None
+    stress_sq: np.ndarray | None = None   # (M,) Σ Δσ² over labelled components (eV/Å³)²
+    stress_abs: np.ndarray | None = None  # (M,) Σ |Δσ|
+    n_stress: int = 0
 
 
 def _safe_div(a, b):
     return np.divide(a, b, out=np.zeros_like(a, dtype=float), where=b > 0)
+
+
+def _stress_pullback(ds, c_s, w_s, weight, volume, strain, atom_config) -> np.ndarray:
+    """u_i = Σ_ab (∂L/∂σ_k,ab / V_k) ∂G_i/∂ε_ab (M, N, F) of the stress term (module doc);
+    ``ds`` (M, n, 6) stress errors, ``strain`` (N, F, 3, 3) the batch's ∂G/∂ε."""
+    scale = np.where(w_s > 0, 2.0 * weight / np.where(w_s > 0, w_s, 1.0), 0.0)
+    d_voigt = (scale[:, None] * c_s)[:, :, None] * ds / volume[None, :, None]   # (M, n, 6)
+    d_virial = np.zeros((*d_voigt.shape[:2], 3, 3))
+    d_virial[:, :, VOIGT[0], VOIGT[1]] = d_voigt                          # ∂L/∂W_k
+    return np.einsum("mnab,nfab->mnf", d_virial[:, atom_config], strain, optimize=True)
 
 
 def batch_loss(potential, batch: PreparedBatch, weights: LossWeights = LossWeights(),
@@ -75,7 +106,9 @@ def batch_loss(potential, batch: PreparedBatch, weights: LossWeights = LossWeigh
     parameters (see the module doc)."""
     fb = batch.features
     use_forces = weights.forces > 0 and batch.operator is not None
-    energies, g, caches = potential.forward(fb, input_gradient=use_forces)
+    use_stress = (weights.stress > 0 and batch.has_stress is not None
+                  and bool(batch.has_stress.any()) and fb.strain is not None)
+    energies, g, caches = potential.forward(fb, input_gradient=use_forces or use_stress)
     offsets = fb.offsets
     energy = np.add.reduceat(energies, offsets[:-1], axis=1)             # (M, n)
     c = batch.weights * batch.has_energy                                  # (M, n)
@@ -106,6 +139,16 @@ def batch_loss(potential, batch: PreparedBatch, weights: LossWeights = LossWeigh
     else:
         m = energy.shape[0]
         result.update(force_sq=np.zeros(m), force_abs=np.zeros(m), n_force=0)
+    if use_stress:
+        virial = strain_gradient(g, fb.strain, offsets)                  # (M, n, 3, 3) eV
+        sigma = virial[:, :, VOIGT[0], VOIGT[1]] / batch.volume[None, :, None]
+        ds = np.where(batch.has_stress[None, :, None], sigma - batch.stress, 0.0)  # (M, n, 6)
+        c_s = batch.weights * batch.has_stress                            # (M, n)
+        w_s = 6.0 * c_s.sum(axis=1)                                       # (M,)
+        per_config_sq = (ds**2).sum(axis=2)                               # (M, n)
+        loss = loss + weights.stress * _safe_div((c_s * per_config_sq).sum(axis=1), w_s)
+        result.update(stress_sq=per_config_sq.sum(axis=1), stress_abs=np.abs(ds).sum(axis=(1, 2)),
+                      n_stress=int(6 * batch.has_stress.sum()))
 
     grads = None
     if gradients:
@@ -117,6 +160,10 @@ def batch_loss(potential, batch: PreparedBatch, weights: LossWeights = LossWeigh
             scale = np.where(w_f > 0, 2.0 * weights.forces / np.where(w_f > 0, w_f, 1.0), 0.0)
             d_forces = (scale[:, None] * c_atom)[:, :, None] * df         # (M, N, 3)
             u = batch.operator.pullback(d_forces)                         # (M, N, F)
+        if use_stress:
+            u_stress = _stress_pullback(ds, c_s, w_s, weights.stress, batch.volume,
+                                        fb.strain, atom_config)
+            u = u_stress if u is None else u + u_stress
         grads = {}
         for z, cache in caches.items():
             rows = fb.elements[z].rows

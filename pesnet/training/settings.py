@@ -15,7 +15,9 @@ class TrainSettings:
     ``hidden`` widths of each element network's hidden layers; ``n_members`` ensemble size M,
     members differing by ``seed`` (initialisation and Poisson-bootstrap weights when
     ``bootstrap``); ``batch_size`` configurations per step; ``energy_weight`` multiplies the
-    mean (ΔE/N)² and ``force_weight`` the mean |ΔF|²/3; ``patience`` epochs without a better
+    mean (ΔE/N)² and ``force_weight`` the mean |ΔF|²/3, ``stress_weight`` the mean squared
+    stress component (eV/Å³)² of periodic configurations with a stress label (0: no stress
+    term; :mod:`pesnet.training.objective`); ``patience`` epochs without a better
     validation loss retire a member (its best weights are kept); ``schedule`` of the learning
     rate (``plateau`` watches each member's validation loss); ``clip_norm`` caps each member's
     gradient norm; ``calibration`` fits the spread scale on the validation split: ``area``
@@ -35,6 +37,7 @@ class TrainSettings:
                                                      "patience": 10, "min_factor": 0.01})
     energy_weight: float = 1.0
     force_weight: float = 0.1
+    stress_weight: float = 0.0
     bootstrap: bool = True
     patience: int = 40
     clip_norm: float = 100.0
@@ -52,7 +55,8 @@ class TrainSettings:
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.learning_rate > 0, "learning_rate must be positive"),
-            (self.energy_weight >= 0 and self.force_weight >= 0, "loss weights must be >= 0"),
+            (self.energy_weight >= 0 and self.force_weight >= 0 and self.stress_weight >= 0,
+             "loss weights must be >= 0"),
             (self.energy_weight + self.force_weight > 0, "at least one loss weight must be > 0"),
             (self.patience >= 1, "patience must be at least 1"),
             (self.calibration in ("area", "nll", "musil"),

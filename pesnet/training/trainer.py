@@ -213,10 +213,12 @@ def train_potential(features_path, settings: TrainSettings | None = None, datase
     n_local = stop - start
     features, labels, split, dataset_path = open_training_inputs(features_path, dataset_path)
     use_forces = settings.force_weight > 0
-    if use_forces and not features.has_derivatives:
+    use_stress = settings.stress_weight > 0
+    if (use_forces or use_stress) and not features.has_derivatives:
         features.close()
         raise InputError(f"{features_path}: has no derivatives (featurized with "
-                         f"--no-derivatives); set force_weight = 0 or featurize again")
+                         f"--no-derivatives); set force_weight = stress_weight = 0 or "
+                         f"featurize again")
     if len(split.validation) == 0:
         features.close()
         raise InputError("the validation split is empty; early stopping and calibration need it")
@@ -224,9 +226,9 @@ def train_potential(features_path, settings: TrainSettings | None = None, datase
         potential = build_potential(features, labels, split, settings, **subset)
         bootstrap = _bootstrap(settings, len(split.train), **subset)
         train = prepare_batches(features, labels, split.train, settings.batch_size,
-                                n_local, settings.seed, bootstrap, use_forces)
+                                n_local, settings.seed, bootstrap, use_forces, use_stress)
         val = prepare_batches(features, labels, split.validation, max(settings.batch_size, 16),
-                              n_local, settings.seed, None, use_forces)
+                              n_local, settings.seed, None, use_forces, use_stress)
     optimizer = get_optimizer(settings.optimizer, learning_rate=settings.learning_rate)
     schedule = get_schedule(settings.schedule)
     schedule.reset(n_local)
@@ -236,7 +238,7 @@ def train_potential(features_path, settings: TrainSettings | None = None, datase
             raise InputError(f"cannot resume: no checkpoint at {checkpoint_path}")
         _check_checkpoint_members(checkpoint_path, start, stop)
         ckpt.restore(checkpoint_path, potential, state, schedule, settings)
-    weights = LossWeights(settings.energy_weight, settings.force_weight)
+    weights = LossWeights(settings.energy_weight, settings.force_weight, settings.stress_weight)
     for callback in callbacks:
         getattr(callback, "on_train_begin", lambda **kw: None)(
             settings=settings, n_train=len(split.train), n_validation=len(split.validation),

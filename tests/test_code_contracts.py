@@ -1,0 +1,93 @@
+"""The package's shape, checked on every run (the design map's layers, DESIGN.md):
+
+* the library (data, descriptors, nn, potential, training and the ASE adapters) imports no
+  MLflow, Dask or pydantic and nothing of the composition layer or the CLI;
+* MLflow is imported only in ``tracking`` (and Dask only in ``distributed``), ``distributed``
+  imports nothing of the workflows (``pipeline``) or of ``tracking``, ``tracking`` nothing of
+  ``pipeline``, and nothing but ``cli`` imports ``cli``;
+* no two subpackages import each other, directly or through others;
+* no private name (``_x``) is imported from another module;
+* ruff's pyflakes and import-order rules pass (configured in pyproject.toml).
+
+Every ``import`` counts, also those inside functions: a lazy import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "pesnet"
+LIBRARY = {"data", "descriptors", "nn", "potential", "training", "calculator", "md",
+           "neighbours", "metrics", "errors", "fileio", "io_format", "ase_plugin", "__init__",
+           "_version"}
+COMPOSITION = {"pipeline", "tracking", "distributed", "cli"}
+#: external package → the only subpackages that may import it
+EXTERNAL_HOMES = {"mlflow": {"tracking"}, "dask": {"distributed"}, "distributed": {"distributed"},
+                  "pydantic": {"pipeline"}}
+#: subpackage → pesnet subpackages it must not import
+FORBIDDEN = {"distributed": {"pipeline", "tracking", "cli"}, "tracking": {"pipeline", "cli"},
+             "pipeline": {"cli"}}
+
+
+def _imports():
+    """(module path, top-level part, imported module, imported name or None) of every import
+    in the package."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        top = rel.parts[0].removesuffix(".py")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    yield rel, top, alias.name, None
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    yield rel, top, node.module, alias.name
+
+
+def test_layers_and_external_packages():
+    problems = []
+    for rel, top, module, _ in _imports():
+        head, parts = module.split(".")[0], module.split(".")
+        if head in EXTERNAL_HOMES and top not in EXTERNAL_HOMES[head]:
+            problems.append(f"{rel} imports {module}")
+        if head == "pesnet" and len(parts) > 1 and parts[1] != top:
+            target = parts[1]
+            if top in LIBRARY and target in COMPOSITION:
+                problems.append(f"{rel} (library) imports {module}")
+            if target in FORBIDDEN.get(top, ()):
+                problems.append(f"{rel} ({top}) imports {module}")
+    assert problems == []
+
+
+def test_no_import_cycles_between_subpackages():
+    edges = {}
+    for _, top, module, _ in _imports():
+        parts = module.split(".")
+        if parts[0] == "pesnet" and len(parts) > 1 and parts[1] != top:
+            edges.setdefault(top, set()).add(parts[1])
+
+    def reaches(start, goal, seen):
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n}))
+                   for n in edges.get(start, ()))
+
+    cycles = sorted({tuple(sorted((a, b))) for a in edges for b in edges[a]
+                     if reaches(b, a, {b})})
+    assert cycles == []
+
+
+def test_no_private_name_is_imported_from_another_module():
+    private = [f"{rel}: {module}.{name}" for rel, _, module, name in _imports()
+               if module.startswith("pesnet") and name and name.startswith("_")
+               and not name.startswith("__")]
+    assert private == []
+
+
+def test_ruff_pyflakes_and_import_order():
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "pesnet",
+                           "tests", "benchmarks", "examples"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
