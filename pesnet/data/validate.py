@@ -138,6 +138,11 @@ def validate_configuration(
                 path, index, f"stress has shape {stress.shape}, expected (6,) or (3, 3)"
             )
         _require_finite(stress, "stress", path, index)
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        if not pbc.all():   # σ = (1/V) ∂E/∂ε needs a volume: three periodic directions
+            raise ConfigurationError(
+                path, index, f"a stress label on a structure that is not periodic in three "
+                f"directions (pbc {pbc.tolist()}); drop it (--stress-key) or fix the cell")
 
     try:
         i, j, d = neighbour_list("ijd", atoms, max(OVERLAP_SEARCH, MIN_DISTANCE))
