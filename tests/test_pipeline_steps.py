@@ -14,7 +14,8 @@ from pesnet.cli.main import main
 from pesnet.errors import InputError
 from pesnet.pipeline.runner import run_pipeline
 from pesnet.pipeline.spec import load_spec
-from pesnet.pipeline.steps import STEPS, history_from_json, history_to_json, read_history
+from pesnet.pipeline.steps import STEPS
+from pesnet.training.records import history_from_json, history_to_json, read_history
 from tests.pipeline_helpers import write_spec
 
 

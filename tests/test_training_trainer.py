@@ -82,6 +82,15 @@ def test_resume_from_checkpoint_reaches_the_same_weights(cu_features, tmp_path):
     with pytest.raises(Kill):
         train_potential(cu_features / "features.h5", settings, callbacks=[KillAfter()],
                         checkpoint_path=checkpoint)
+    # a checkpoint written before a setting existed (stress_weight) resumes with its default
+    import json
+
+    import h5py
+
+    with h5py.File(checkpoint, "a") as f:
+        saved = json.loads(f.attrs["settings"])
+        del saved["stress_weight"]
+        f.attrs["settings"] = json.dumps(saved)
     resumed = train_potential(cu_features / "features.h5", settings, checkpoint_path=checkpoint,
                               resume=True)
     assert len(resumed.history) == len(straight.history) == 8

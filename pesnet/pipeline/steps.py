@@ -15,12 +15,11 @@ import functools
 import json
 from pathlib import Path
 
-import numpy as np
-
 from pesnet.errors import InputError
 from pesnet.fileio import atomic_output
 from pesnet.pipeline.step_base import Step, StepResult
 from pesnet.tracking.store import TrackingError
+from pesnet.training.records import history_to_json, read_history
 
 PLOTS_DIR = "plots"
 
@@ -143,29 +142,6 @@ def _uses_forces(ctx) -> bool:
 
 
 # -- training --------------------------------------------------------------------------------
-def history_to_json(history) -> list[dict]:
-    return [{k: (v.tolist() if isinstance(v, np.ndarray) else v)
-             for k, v in record._asdict().items()} for record in history]
-
-
-def history_from_json(rows) -> list:
-    """EpochRecords from :func:`history_to_json`'s output."""
-    from pesnet.training.trainer import EpochRecord
-
-    arrays = {"train_loss", "train_energy_rmse", "train_force_rmse", "val_loss",
-              "val_energy_rmse", "val_force_rmse", "learning_rate", "active"}
-    records = []
-    for row in rows:
-        values = {k: (np.asarray(v, bool if k == "active" else float) if k in arrays else v)
-                  for k, v in row.items() if k in EpochRecord._fields}
-        records.append(EpochRecord(**values))
-    return records
-
-
-def read_history(path) -> list:
-    return history_from_json(json.loads(Path(path).read_text()))
-
-
 class Train(Step):
     """``features.h5`` → ``model.h5`` (+ ``history.json``): the ensemble, with a checkpoint
     that a rerun with the same key resumes from."""

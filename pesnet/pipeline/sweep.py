@@ -300,7 +300,7 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
     from pesnet.distributed.cluster import open_cluster
     from pesnet.fileio import atomic_output
     from pesnet.pipeline.runner import run_dir_lock
-    from pesnet.pipeline.steps import history_to_json
+    from pesnet.training.records import history_to_json
 
     out, err = out or sys.stdout, err or sys.stderr
     points = grid_points(grid)

@@ -17,13 +17,10 @@ from ase.data import chemical_symbols
 from pesnet.errors import InputError
 from pesnet.fileio import atomic_output
 from pesnet.potential.io import write_model_group
-
-_RECORD_FIELDS = None
+from pesnet.training.records import read_history_group, write_history_group
 
 
 def save(path, potential, state, schedule, settings) -> None:
-    from pesnet.training.trainer import EpochRecord
-
     with atomic_output(path, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
         write_model_group(f.create_group("model"), potential)
         f.attrs["epoch"] = state.epoch
@@ -38,19 +35,14 @@ def save(path, potential, state, schedule, settings) -> None:
         for key, value in vars(schedule).items():
             if key.startswith("_"):
                 f.create_dataset(f"schedule/{key}", data=np.asarray(value))
-        history = f.create_group("history")
-        for field in EpochRecord._fields:
-            values = [getattr(r, field) for r in state.history]
-            history.create_dataset(field, data=np.asarray(values, dtype=float)
-                                   if values else np.zeros(0))
+        write_history_group(f.create_group("history"), state.history)
 
 
 def restore(path, potential, state, schedule, settings) -> None:
     """Load a checkpoint into freshly built ``potential``/``state``/``schedule``."""
-    from pesnet.training.trainer import EpochRecord
-
     with h5py.File(path, "r") as f:
-        saved = json.loads(f.attrs["settings"])
+        # settings added since the checkpoint was written take their defaults
+        saved = {**type(settings)().to_dict(), **json.loads(f.attrs["settings"])}
         if saved != settings.to_dict():
             changed = sorted(k for k in saved if saved[k] != settings.to_dict().get(k))
             raise InputError(f"{path}: checkpoint was written with different settings "
@@ -75,14 +67,4 @@ def restore(path, potential, state, schedule, settings) -> None:
         if "schedule" in f:
             for key in f["schedule"]:
                 setattr(schedule, key, f[f"schedule/{key}"][()])
-        history = f["history"]
-        n = len(history["epoch"])
-        state.history = []
-        for k in range(n):
-            values = {}
-            for field in EpochRecord._fields:
-                v = history[field][k]
-                values[field] = int(v) if field == "epoch" else (
-                    float(v) if np.ndim(v) == 0 else np.array(v))
-            values["active"] = values["active"].astype(bool)
-            state.history.append(EpochRecord(**values))
+        state.history = read_history_group(f["history"])

@@ -40,28 +40,10 @@ from pesnet.potential.reference import element_counts, fit_reference_energies
 from pesnet.training import checkpoint as ckpt
 from pesnet.training.data import open_training_inputs, prepare_batches
 from pesnet.training.objective import LossWeights, batch_loss
+from pesnet.training.records import EpochRecord
 from pesnet.training.settings import TrainSettings
 
-
-class EpochRecord(NamedTuple):
-    """What callbacks receive after each epoch. Arrays have one entry per member (M,).
-
-    Energies are per atom (eV/atom), forces per component (eV/Å); ``val_*_ensemble`` are the
-    errors of the ensemble mean.
-    """
-
-    epoch: int
-    train_loss: np.ndarray
-    train_energy_rmse: np.ndarray
-    train_force_rmse: np.ndarray
-    val_loss: np.ndarray
-    val_energy_rmse: np.ndarray
-    val_force_rmse: np.ndarray
-    val_energy_mae_ensemble: float
-    val_force_mae_ensemble: float
-    learning_rate: np.ndarray
-    active: np.ndarray
-    seconds: float
+__all__ = ["EpochRecord", "TrainingResult", "train_potential"]
 
 
 def _split_rule(info: dict) -> dict:
