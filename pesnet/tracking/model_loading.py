@@ -16,12 +16,13 @@ from pathlib import Path
 
 from pesnet.errors import InputError
 from pesnet.potential.io import FORMAT_NAME, load_model
-from pesnet.tracking.store import resolve_tracking_uri
+from pesnet.tracking.store import configure_mlflow, resolve_tracking_uri
 
 
 def load_potential(model_uri: str, tracking_uri: str | None = None):
     """The :class:`~pesnet.potential.model.Potential` logged at ``model_uri`` in the store
     ``tracking_uri`` (default: ``$MLFLOW_TRACKING_URI``, else pesnet's ``mlruns/mlflow.db``)."""
+    configure_mlflow(quiet=True)   # no download bars or INFO lines in a user's script
     import mlflow.artifacts
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
