@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "pesnet.cli.featurize",
     "pesnet.cli.train",
     "pesnet.cli.evaluate",
+    "pesnet.cli.properties",
     "pesnet.cli.predict",
     "pesnet.cli.run",
     "pesnet.cli.active_learn",
