@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pesnet"
 LIBRARY = {"data", "descriptors", "nn", "potential", "training", "calculator", "md",
-           "neighbours", "metrics", "errors", "fileio", "io_format", "ase_plugin", "__init__",
-           "_version"}
+           "neighbours", "metrics", "errors", "fileio", "io_format", "ase_plugin", "properties",
+           "__init__", "_version"}
 COMPOSITION = {"pipeline", "tracking", "distributed", "cli"}
 #: external package → the only subpackages that may import it
 EXTERNAL_HOMES = {"mlflow": {"tracking"}, "dask": {"distributed"}, "distributed": {"distributed"},
