@@ -30,7 +30,7 @@ from pesnet.fileio import atomic_output
 from pesnet.pipeline.ownership import check_owner, claim_run_dir
 from pesnet.pipeline.spec import Pipeline
 from pesnet.pipeline.step_base import Context, StepState
-from pesnet.pipeline.steps import STEPS, read_metrics
+from pesnet.pipeline.steps import read_metrics, steps_for
 from pesnet.tracking.dashboard import dashboard_url
 from pesnet.tracking.store import TrackingError, describe, resolve_tracking_uri
 
@@ -93,7 +93,7 @@ def run_dir_lock(run_dir: Path):
 def _plan(ctx: Context, force: bool) -> dict:
     """{step name: True if it must run}. Once a step is stale every later one is too."""
     plan, stale = {}, force
-    for step in STEPS:
+    for step in steps_for(ctx.spec):
         if step.tracking and ctx.tracking_uri is None:
             plan[step.name] = False
             continue
@@ -165,8 +165,8 @@ def run_pipeline(pipeline: Pipeline, run_dir=None, force: bool = False, tracking
                 ctx.cluster.close()
 
 
-def _line(out, k: int, name: str, text: str, seconds: float | None = None) -> None:
-    label = f"[{k}/{len(STEPS)}] {name} "
+def _line(out, k: int, n: int, name: str, text: str, seconds: float | None = None) -> None:
+    label = f"[{k}/{n}] {name} "
     timing = f" ({seconds:.1f} s)" if seconds is not None and seconds >= 0.05 else ""
     print(f"{label:.<20} {text}{timing}", file=out, flush=True)
 
@@ -175,13 +175,14 @@ def _execute(ctx: Context, plan: dict, force: bool, out) -> PipelineResult:
     work = any(plan.values())
     outcomes = []
     failure = None
-    for k, step in enumerate(STEPS, start=1):
+    steps = steps_for(ctx.spec)
+    for k, step in enumerate(steps, start=1):
         if failure is not None:
             outcomes.append(StepOutcome(step.name, "not run", "", 0.0))
             continue
         if step.tracking and ctx.tracking_uri is None:
             outcomes.append(StepOutcome(step.name, "off", "tracking off", 0.0))
-            _line(out, k, step.name, "off (--no-tracking)")
+            _line(out, k, len(steps), step.name, "off (--no-tracking)")
             continue
         started = time.perf_counter()
         try:
@@ -190,23 +191,23 @@ def _execute(ctx: Context, plan: dict, force: bool, out) -> PipelineResult:
             # MLflow steps run whenever this invocation does any work
             if not force and step.up_to_date(ctx, key) and not (step.tracking and work):
                 outcomes.append(StepOutcome(step.name, "up to date", "", 0.0))
-                _line(out, k, step.name, "up to date")
+                _line(out, k, len(steps), step.name, "up to date")
                 continue
             result = step.run(ctx, key)
             ctx.state.record(step.name, key, result.outputs, result.info)
             ctx.ran.append(step.name)
             seconds = time.perf_counter() - started
             outcomes.append(StepOutcome(step.name, "ran", result.summary, seconds))
-            _line(out, k, step.name, result.summary, seconds)
+            _line(out, k, len(steps), step.name, result.summary, seconds)
         except TrackingError as error:
             ctx.tracking_error = ctx.tracking_error or str(error)
             ctx.state.forget(step.name)
             outcomes.append(StepOutcome(step.name, "failed", str(error), 0.0))
-            _line(out, k, step.name, "FAILED (tracking)")
+            _line(out, k, len(steps), step.name, "FAILED (tracking)")
         except PesnetError as error:
             ctx.state.forget(step.name)
             outcomes.append(StepOutcome(step.name, "failed", str(error), 0.0))
-            _line(out, k, step.name, "FAILED")
+            _line(out, k, len(steps), step.name, "FAILED")
             failure = PipelineError(f"{step.name} failed: {error}")
             failure.__cause__ = error
         except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (pesnet.cli.main.Terminated)

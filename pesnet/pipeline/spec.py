@@ -244,6 +244,27 @@ class EvaluateSpec(SpecTable):
     split: Literal["test", "validation", "train", "all"] = "test"
 
 
+class ValidateSpec(SpecTable):
+    """The optional ``validate`` step: crystal properties of the model's element by every
+    member (:mod:`pesnet.properties`), against the registered calculator ``reference``
+    (e.g. ``"emt"``; none: the model's values and spreads only); ``properties`` picks some
+    (default all)."""
+
+    reference: Optional[str] = None
+    properties: Optional[list[str]] = None
+    element: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _known(self):
+        from pesnet.data.calculators import available_calculators
+
+        known = sorted(available_calculators())
+        if self.reference is not None and self.reference not in known:
+            raise ValueError(f"unknown calculator {self.reference!r}"
+                             f"{did_you_mean(self.reference, known)}; known: {', '.join(known)}")
+        return self
+
+
 class RegisterSpec(SpecTable):
     """Model Registry entry; ``name`` defaults to the pipeline's name."""
 
@@ -266,6 +287,7 @@ class PipelineSpec(SpecTable):
     ensemble: EnsembleSpec = EnsembleSpec()
     train: TrainSpec = TrainSpec()
     evaluate: EvaluateSpec = EvaluateSpec()
+    validate_properties: Optional[ValidateSpec] = Field(None, alias="validate")
     registry: RegisterSpec = Field(RegisterSpec(), alias="register")
     compute: Optional[ComputeSpec] = None
     active_learning: Optional[ActiveLearningSpec] = None

@@ -273,6 +273,45 @@ def read_metrics(run_dir) -> dict:
     return json.loads((Path(run_dir) / "metrics.json").read_text())
 
 
+class Validate(Step):
+    """``model.h5`` → ``properties.json`` (+ ``properties.png``): crystal properties of the
+    model's element by every member, against the ``[validate]`` reference calculator."""
+
+    name = "validate"
+
+    def params(self, ctx):
+        return ctx.spec.validate_properties.model_dump()
+
+    def inputs(self, ctx):
+        return {"model": ctx.path("model.h5")}
+
+    def outputs(self, ctx):
+        return {"properties": ctx.path("properties.json"), "plot": ctx.path("properties.png")}
+
+    def run(self, ctx, key):
+        from pesnet.data.calculators import make_calculator
+        from pesnet.errors import PesnetError
+        from pesnet.potential.io import load_model
+        from pesnet.properties import ensemble_properties, results_json
+        from pesnet.tracking.plots import property_errors
+
+        spec = ctx.spec.validate_properties
+        reference = None if spec.reference is None else make_calculator(spec.reference)
+        try:
+            results = ensemble_properties(load_model(ctx.path("model.h5")), spec.properties,
+                                          reference, spec.element)
+        except PesnetError as error:
+            raise InputError(f"{ctx.pipeline.path}: validate: {error}") from None
+        with atomic_output(ctx.path("properties.json"), suffix=".json.tmp") as tmp:
+            tmp.write_text(json.dumps({"reference": spec.reference,
+                                       "properties": results_json(results)}, indent=2))
+        property_errors(results, ctx.path("properties.png"), spec.reference)
+        inside = [r for r in results if r.within_2sigma]
+        against = (f"; {spec.reference} inside 2σ for {len(inside)} of {len(results)}"
+                   if spec.reference else "")
+        return StepResult(f"{len(results)} properties{against}", self.outputs(ctx))
+
+
 # -- MLflow ------------------------------------------------------------------------------------
 class Log(Step):
     """Everything to the MLflow run: dataset input, tags, curves (replayed if training was
@@ -292,7 +331,7 @@ class Log(Step):
     def run(self, ctx, key):
         from pesnet.data import Dataset
         from pesnet.potential.io import load_model
-        from pesnet.tracking.session import group_summary, in_mev, metric_safe
+        from pesnet.tracking.session import group_summary, in_mev, metric_safe, property_metrics
 
         session = _session(ctx)
         dataset = ctx.path("dataset.h5")
@@ -330,6 +369,11 @@ class Log(Step):
             session.log_artifact(ctx.path(file))
         if ctx.path(PLOTS_DIR).is_dir():
             session.log_artifacts(ctx.path(PLOTS_DIR), PLOTS_DIR)
+        if ctx.spec.validate_properties is not None and ctx.path("properties.json").is_file():
+            validated = json.loads(ctx.path("properties.json").read_text())["properties"]
+            session.log_metrics(property_metrics(validated))
+            for file in ("properties.json", "properties.png"):
+                session.log_artifact(ctx.path(file))
         model_uri, model_id = session.log_pyfunc(ctx.path("model.h5"), example)
         return StepResult(f"MLflow run {session.run_name} ({session.run_id[:8]}) in "
                           f"experiment {ctx.spec.name}", {},
@@ -387,3 +431,11 @@ def _bar(ctx, desc: str, total, unit: str):
 
 #: The pipeline, in order.
 STEPS = (Ingest(), Featurize(), Train(), Evaluate(), Log(), Register())
+
+
+def steps_for(spec) -> tuple:
+    """The steps a spec runs: :data:`STEPS`, with :class:`Validate` after evaluate when the
+    spec has a ``[validate]`` table."""
+    if spec.validate_properties is None:
+        return STEPS
+    return (*STEPS[:4], Validate(), *STEPS[4:])

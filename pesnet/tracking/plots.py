@@ -12,6 +12,9 @@
   bins of σ; a calibrated model follows the diagonal.
 * ``parity_stress.png`` (when stresses are labelled): stress components (GPa), coloured by
   their predicted σ.
+* ``properties.png`` (the pipeline's validate step): each crystal property's error against the
+  reference in % of the reference, with the calibrated 2σ as an error bar (without a
+  reference: the 2σ spread in % of the mean).
 * ``parity_groups.png`` (when the data has more than one group, ``config_type``): energy per
   atom and force components coloured by group, each group's force MAE (meV/Å) in the legend.
 """
@@ -189,6 +192,28 @@ def parity_stress(evaluation, path) -> Path:
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
     _parity(ax, GPA * evaluation.stress_true.ravel(), GPA * evaluation.stress_pred.ravel(),
             GPA * evaluation.stress_std.ravel(), "GPa", "stress components")
+    return _save(fig, Path(path))
+
+
+def property_errors(results, path, reference: str | None = None) -> Path:
+    """Relative errors (%) of :class:`pesnet.properties.PropertyResult` rows with their
+    calibrated 2σ (% of the reference, or of the mean without one)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(results) + 2), 3.6))
+    names = [r.name for r in results]
+    base = [abs(r.reference if r.reference not in (None, 0) else r.mean) or 1.0
+            for r in results]
+    errors = [100 * (r.error or 0.0) / b for r, b in zip(results, base)]
+    bars = [200 * r.std_calibrated / b for r, b in zip(results, base)]
+    colours = ["tab:blue" if r.within_2sigma in (None, True) else "tab:red" for r in results]
+    x = np.arange(len(results))
+    ax.axhline(0, color="0.4", lw=0.8)
+    ax.errorbar(x, errors, yerr=bars, fmt="none", ecolor="0.5", capsize=3)
+    ax.scatter(x, errors, c=colours, zorder=3)
+    ax.set_xticks(x, names, rotation=45, ha="right")
+    ax.set_ylabel(f"error vs {reference} (%)" if reference else "ensemble 2σ (% of mean)")
+    ax.set_title("crystal properties: error and calibrated 2σ" if reference
+                 else "crystal properties: calibrated 2σ")
     return _save(fig, Path(path))
 
 

@@ -82,6 +82,20 @@ def group_summary(metrics: dict) -> dict[str, float]:
     return {**{k: float(metrics[k]) for k in keep if k in metrics}, **in_mev(metrics)}
 
 
+def property_metrics(properties: dict) -> dict[str, float]:
+    """MLflow metrics of ``properties.json``'s properties: ``property.<name>`` (the mean),
+    ``….std_calibrated``, and with a reference ``….error_pct`` and ``….within_2sigma`` (0/1)."""
+    out = {}
+    for name, p in properties.items():
+        key = f"property.{metric_safe(name)}"
+        out[key] = p["mean"]
+        out[f"{key}.std_calibrated"] = p["std_calibrated"]
+        if p.get("reference") is not None:
+            out[f"{key}.error_pct"] = p["error_pct"]
+            out[f"{key}.within_2sigma"] = float(bool(p["within_2sigma"]))
+    return out
+
+
 def metric_safe(name: str) -> str:
     """``name`` with every character MLflow refuses in a metric key replaced by ``_``."""
     import re
