@@ -8,7 +8,9 @@ seeded once; ASE's Langevin draws from it).
 Recipes: ``cu-fcc`` (bulk MD at several temperatures, strained cells, a vacancy, a (111) slab),
 ``ethanol`` (gas-phase MD of one molecule at 500 K) and ``ethanol-dft`` (ethanol MD at 500 K and
 1,000 K driven by GFN2-xTB, every frame labelled by DFT; the 1,000 K frames are a separate
-config_type to hold out as out-of-distribution).
+config_type to hold out as out-of-distribution) and ``cuau-fcc`` (Cu–Au fcc alloys: random
+solid solutions at x_Au = 0, 0.125, ..., 1, the ordered L1₂ Cu₃Au, L1₀ CuAu and L1₂ CuAu₃,
+vacancies in solid solutions).
 """
 
 from __future__ import annotations
@@ -141,6 +143,119 @@ def _ethanol_dft(calculator, rng, scale: float = 1.0):
                                equilibrate=400, labeller=calculator)
 
 
+# EMT's fcc lattice constants (Å): the minima of ASE's EMT (3.5898 and 4.0562 Å)
+_A_CU, _A_AU = 3.590, 4.056
+
+# The ordered phases: (name, x_Au, element at each of the cubic cell's four sites
+# (0,0,0), (½,½,0), (½,0,½), (0,½,½))
+ORDERED_PHASES = (("L12_Cu3Au", 0.25, ("Au", "Cu", "Cu", "Cu")),
+                  ("L10_CuAu", 0.5, ("Cu", "Cu", "Au", "Au")),
+                  ("L12_CuAu3", 0.75, ("Cu", "Au", "Au", "Au")))
+
+
+def vegard_lattice_constant(x_au: float) -> float:
+    """Vegard's law between EMT's Cu and Au: a(x) = (1 − x) a_Cu + x a_Au (Å)."""
+    return (1.0 - x_au) * _A_CU + x_au * _A_AU
+
+
+def random_solid_solution(x_au: float, rng, repeat: int = 2):
+    """A ``repeat``³ cubic fcc Cu–Au cell (4 ``repeat``³ atoms) at the Vegard lattice
+    constant, round(x N) sites drawn at random (``rng``) for Au."""
+    from ase.build import bulk
+
+    atoms = bulk("Cu", "fcc", a=vegard_lattice_constant(x_au), cubic=True).repeat((repeat,) * 3)
+    symbols = np.array(["Cu"] * len(atoms), dtype=object)
+    symbols[rng.permutation(len(atoms))[:int(round(x_au * len(atoms)))]] = "Au"
+    atoms.set_chemical_symbols(list(symbols))
+    return atoms
+
+
+def ordered_phase(name: str, a: float | None = None):
+    """The 4-atom cubic cell of ordered phase ``name`` (``L12_Cu3Au``, ``L10_CuAu``,
+    ``L12_CuAu3``) at lattice constant ``a`` (default: Vegard's)."""
+    from ase import Atoms
+
+    for phase, x_au, symbols in ORDERED_PHASES:
+        if phase == name:
+            a = vegard_lattice_constant(x_au) if a is None else a
+            return Atoms(symbols, scaled_positions=[[0, 0, 0], [.5, .5, 0], [.5, 0, .5],
+                                                    [0, .5, .5]], cell=[a, a, a], pbc=True)
+    raise InputError(f"unknown ordered phase {name!r}; known: "
+                     f"{', '.join(p for p, _, _ in ORDERED_PHASES)}")
+
+
+def _relaxed(atoms, calculator, fmax: float = 1e-4, steps: int = 200):
+    """``atoms`` (a copy, without calculator) with its cell relaxed by ``calculator`` (BFGS
+    on a StrainFilter: atoms keep their fractional positions, exact for the ordered phases,
+    whose sites feel no force by symmetry; ~10 steps where a FrechetCellFilter takes ~50)."""
+    from ase.filters import StrainFilter
+    from ase.optimize import BFGS
+
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    BFGS(StrainFilter(atoms), logfile=None).run(fmax=fmax, steps=steps)
+    atoms.calc = None
+    return atoms
+
+
+def _strained(atoms, rng, max_strain: float = 0.04, rattle: float = 0.05):
+    """A copy with a random symmetric strain (components uniform in ±``max_strain``) and
+    Gaussian displacements of ``rattle`` Å, as in ``cu-fcc``'s strained cells."""
+    strained = atoms.copy()
+    strain = rng.uniform(-max_strain, max_strain, size=(3, 3))
+    strain = 0.5 * (strain + strain.T)
+    strained.set_cell(atoms.cell[:] @ (np.eye(3) + strain), scale_atoms=True)
+    strained.positions += rng.normal(0.0, rattle, size=strained.positions.shape)
+    return strained
+
+
+def _rattled(atoms, rng, rattle: float = 0.05):
+    rattled = atoms.copy()
+    rattled.positions += rng.normal(0.0, rattle, size=rattled.positions.shape)
+    return rattled
+
+
+def _cuau_fcc(calculator, rng, scale: float = 1.0):
+    """Cu–Au fcc, 32-atom (2×2×2 cubic) cells, every frame with energy, forces and stress.
+
+    Per composition x_Au = 0, 0.125, ..., 1 (Vegard lattice constant; each frame family a new
+    random arrangement): ``ss_x<x>_rattled`` (σ 0.05 Å), ``ss_x<x>_md_300K`` and
+    ``ss_x<x>_md_600K`` (Langevin, 2 fs steps, 100 fs equilibration then a frame every 20 fs),
+    ``ss_x<x>_strained`` (±4 % random strain, rattled). The ordered phases with the cell
+    relaxed by the labelling calculator (the sites are fixed by symmetry), repeated 2×2×2:
+    ``<phase>_relaxed`` (one frame), ``<phase>_rattled``, ``<phase>_strained``,
+    ``<phase>_md_600K``. A vacancy (31 atoms) in solid solutions at x = 0.25, 0.5, 0.75:
+    ``vacancy_x<x>`` (MD at 500 K).
+    """
+    n = lambda count: max(1, int(round(count * scale)))  # noqa: E731
+    for x_au in np.arange(9) / 8:
+        tag = f"ss_x{x_au:g}"
+        for _ in range(n(6)):
+            yield _label(_rattled(random_solid_solution(x_au, rng), rng), calculator,
+                         f"{tag}_rattled", stress=True)
+        for temperature in (300, 600):
+            yield from _md_samples(random_solid_solution(x_au, rng), calculator, rng,
+                                   temperature, n(10), 10, f"{tag}_md_{temperature}K",
+                                   stress=True)
+        for _ in range(n(6)):
+            yield _label(_strained(random_solid_solution(x_au, rng), rng), calculator,
+                         f"{tag}_strained", stress=True)
+    for phase, _, _ in ORDERED_PHASES:
+        cell = _relaxed(ordered_phase(phase), calculator).repeat((2, 2, 2))
+        yield _label(cell, calculator, f"{phase}_relaxed", stress=True)
+        for _ in range(n(8)):
+            yield _label(_rattled(cell, rng), calculator, f"{phase}_rattled", stress=True)
+        for _ in range(n(8)):
+            yield _label(_strained(cell, rng), calculator, f"{phase}_strained", stress=True)
+        yield from _md_samples(cell, calculator, rng, 600, n(6), 10, f"{phase}_md_600K",
+                               stress=True)
+    for x_au in (0.25, 0.5, 0.75):
+        vacancy = random_solid_solution(x_au, rng)
+        del vacancy[int(rng.integers(len(vacancy)))]
+        yield from _md_samples(vacancy, calculator, rng, 500, n(10), 10, f"vacancy_x{x_au:g}",
+                               stress=True)
+
+
 RECIPES = {
     "cu-fcc": Recipe("cu-fcc", _cu_fcc, "Cu: bulk MD 300-1200 K, strains, vacancy, (111) slab",
                      "emt"),
@@ -149,6 +264,9 @@ RECIPES = {
     "ethanol-dft": Recipe("ethanol-dft", _ethanol_dft,
                           "ethanol: 1,200 MD frames at 500 K + 200 at 1,000 K (xTB-driven MD, "
                           "DFT labels)", "pbe-def2svp"),
+    "cuau-fcc": Recipe("cuau-fcc", _cuau_fcc,
+                       "Cu-Au fcc: solid solutions x_Au = 0..1 (rattled, MD 300/600 K, strains), "
+                       "L1_2 Cu3Au, L1_0 CuAu, L1_2 CuAu3, vacancies", "emt"),
 }
 
 
