@@ -6,7 +6,7 @@ default descriptor and training settings (those of benchmarks/accuracy.py), trai
 (meV/atom), force MAE (meV/Å), stress MAE and RMSE (GPa), the stress spread's 1σ coverage and
 Spearman, and the training time.
 
-    python benchmarks/stress.py [--weights 0,10,30] [--epochs N] [--quick]
+    python benchmarks/stress.py [--weights 0,10,30] [--epochs N] [--energy-weight W] [--quick]
 
 Goal (issue 16): stress MAE ≤ 0.05 GPa with no loss of energy or force accuracy against the
 fit without stress. The last line is JSON: ``cu_stress_mae_gpa`` (the best weight's),
@@ -36,12 +36,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default="0,10,30", help="stress weights to compare")
     parser.add_argument("--epochs", type=int, default=None, help="default: the settings'")
+    parser.add_argument("--energy-weight", type=float, default=None,
+                        help="energy_weight for every fit (default: the settings')")
     parser.add_argument("--quick", action="store_true", help="8 epochs, 3 members")
     args = parser.parse_args()
     weights = [float(w) for w in args.weights.split(",")]
     base = dict(epochs=8, n_members=3) if args.quick else {}
     if args.epochs:
         base["epochs"] = args.epochs
+    if args.energy_weight is not None:
+        base["energy_weight"] = args.energy_weight
     rows, figures = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
