@@ -92,7 +92,7 @@ def test_pyscf_registry_entries_and_errors(monkeypatch):
 
 # -- the ethanol-dft recipe, wired with a cheap calculator ------------------------------------
 
-@pytest.mark.filterwarnings("ignore:.*drives the MD")  # CI has no tblite: EMT drives the MD
+@pytest.mark.filterwarnings("ignore:.*drives the MD")  # without tblite EMT drives the MD
 def test_ethanol_dft_recipe_scales_groups_and_labels_with_its_calculator():
     frames = list(run_recipe("ethanol-dft", make_calculator("emt"), seed=1, scale=0.01))
     assert Counter(a.info["config_type"] for a in frames) == {"md_500K": 12, "md_1000K": 2}
@@ -104,7 +104,8 @@ def test_ethanol_dft_recipe_scales_groups_and_labels_with_its_calculator():
         assert atoms.get_potential_energy() == pytest.approx(again.get_potential_energy())
         np.testing.assert_allclose(atoms.get_forces(), again.get_forces(), atol=1e-10)
     same = list(run_recipe("ethanol-dft", make_calculator("emt"), seed=1, scale=0.01))
-    np.testing.assert_array_equal(frames[-1].positions, same[-1].positions)
+    # same seed, same trajectory (GFN2-xTB's sums may differ in the last bits between runs)
+    np.testing.assert_allclose(frames[-1].positions, same[-1].positions, rtol=0, atol=1e-9)
 
 
 def test_ethanol_dft_md_falls_back_to_the_labeller_without_tblite(monkeypatch):
