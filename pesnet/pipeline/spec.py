@@ -61,12 +61,17 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from pesnet.errors import InputError, did_you_mean
-from pesnet.pipeline.spec_optional import ActiveLearningSpec, ComputeSpec, compute_spec
+from pesnet.pipeline.spec_optional import (
+    ActiveLearningSpec,
+    ComputeSpec,
+    ValidateSpec,
+    compute_spec,
+)
 from pesnet.pipeline.spec_table import NAME_PATTERN, SpecTable
 from pesnet.training.settings import TrainSettings
 
-__all__ = ["ActiveLearningSpec", "ComputeSpec", "Pipeline", "PipelineSpec", "compute_spec",
-           "flatten", "load_spec"]
+__all__ = ["ActiveLearningSpec", "ComputeSpec", "Pipeline", "PipelineSpec", "ValidateSpec",
+           "compute_spec", "flatten", "load_spec"]
 
 #: TrainSettings fields that live in other tables of the spec ([model], [ensemble]).
 _ELSEWHERE = {"hidden": "model.hidden", "activation": "model.activation",
@@ -242,27 +247,6 @@ class EvaluateSpec(SpecTable):
     """Which split the final metrics and plots are computed on."""
 
     split: Literal["test", "validation", "train", "all"] = "test"
-
-
-class ValidateSpec(SpecTable):
-    """The optional ``validate`` step: crystal properties of the model's element by every
-    member (:mod:`pesnet.properties`), against the registered calculator ``reference``
-    (e.g. ``"emt"``; none: the model's values and spreads only); ``properties`` picks some
-    (default all)."""
-
-    reference: Optional[str] = None
-    properties: Optional[list[str]] = None
-    element: Optional[str] = None
-
-    @model_validator(mode="after")
-    def _known(self):
-        from pesnet.data.calculators import available_calculators
-
-        known = sorted(available_calculators())
-        if self.reference is not None and self.reference not in known:
-            raise ValueError(f"unknown calculator {self.reference!r}"
-                             f"{did_you_mean(self.reference, known)}; known: {', '.join(known)}")
-        return self
 
 
 class RegisterSpec(SpecTable):

@@ -1,6 +1,7 @@
 """The optional tables of a pipeline spec (:mod:`pesnet.pipeline.spec`): ``[compute]`` (run
-featurization and training on a Dask cluster) and ``[active_learning]`` (``pesnet
-active-learn``), and :func:`compute_spec`, which applies ``--scheduler``/``--workers``."""
+featurization and training on a Dask cluster), ``[active_learning]`` (``pesnet
+active-learn``) and ``[validate]`` (crystal properties against a reference), and
+:func:`compute_spec`, which applies ``--scheduler``/``--workers``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 from pydantic import Field, ValidationError, model_validator
 
-from pesnet.errors import InputError
+from pesnet.errors import InputError, did_you_mean
 from pesnet.pipeline.spec_table import SpecTable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,6 +96,28 @@ class ActiveLearningSpec(SpecTable):
     def selection_quantile(self) -> float | None:
         """The quantile used when no absolute threshold is given (default 0.95)."""
         return None if self.threshold is not None else (self.quantile or 0.95)
+
+
+class ValidateSpec(SpecTable):
+    """The optional ``validate`` step: crystal properties of the model's element by every
+    member (:mod:`pesnet.properties`), against the registered calculator ``reference``
+    (e.g. ``"emt"``; none: the model's values and spreads only); ``properties`` picks some
+    (default all)."""
+
+    reference: Optional[str] = None
+    properties: Optional[list[str]] = None
+    element: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _known(self):
+        from pesnet.data.calculators import available_calculators
+
+        known = sorted(available_calculators())
+        if self.reference is not None and self.reference not in known:
+            raise ValueError(f"unknown calculator {self.reference!r}"
+                             f"{did_you_mean(self.reference, known)}; known: {', '.join(known)}")
+        return self
+
 
 
 def compute_spec(spec: PipelineSpec, scheduler: str | None = None,
