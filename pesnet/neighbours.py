@@ -174,11 +174,8 @@ def neighbour_list(quantities: str, atoms, cutoff: float):
     """
     need = "".join(sorted(set(quantities) | {"i", "j"}))
     half = _half_list(atoms, cutoff, need)
-    if half is None:  # pragma: no cover - exercised only without vesin
-        from ase.neighborlist import neighbor_list as ase_neighbor_list
-
-        out = ase_neighbor_list(quantities, atoms, float(cutoff))
-        return out if isinstance(out, tuple) else (out,)
+    if half is None:  # degenerate grid, or no vesin
+        return _ase_search(quantities, atoms, cutoff)
     full = _mirror(half)
     order = np.argsort(full["i"], kind="stable")
     return tuple(full[letter][order] for letter in quantities)
@@ -191,10 +188,8 @@ def neighbour_pairs(atoms, cutoff: float):
     (n_pairs,): the index of (j, i, −S) for each (i, j, S).
     """
     half = _half_list(atoms, cutoff, "ijS")
-    if half is None:  # pragma: no cover - exercised only without vesin
-        from ase.neighborlist import neighbor_list as ase_neighbor_list
-
-        i, j, S = ase_neighbor_list("ijS", atoms, float(cutoff))
+    if half is None:  # degenerate grid, or no vesin
+        i, j, S = _ase_search("ijS", atoms, cutoff)
         keep = (i < j) | ((i == j) & (_first_nonzero(S) > 0))
         half = {"i": i[keep].astype(np.int64), "j": j[keep].astype(np.int64),
                 "S": S[keep].astype(np.int64)}
@@ -202,6 +197,26 @@ def neighbour_pairs(atoms, cutoff: float):
     n = len(half["i"])
     reverse = np.concatenate([np.arange(n, 2 * n), np.arange(n)])
     return full["i"], full["j"], full["S"], reverse
+
+
+def _ase_search(quantities: str, atoms, cutoff: float):
+    """ASE's neighbour list, for inputs vesin cannot take: the open directions' cell vectors
+    (which do not matter to the search, but a degenerate pair of them makes ASE's binning
+    divide by zero) replaced as vesin does (:func:`_box_for_search`), and a clear
+    :class:`InputError` where ASE's binning cannot size its arrays."""
+    from ase import Atoms
+    from ase.neighborlist import neighbor_list as ase_neighbor_list
+
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    cell = np.asarray(atoms.cell.array, dtype=float)
+    search = Atoms(numbers=atoms.numbers, positions=atoms.positions,
+                   cell=_box_for_search(cell, pbc), pbc=pbc)
+    try:
+        out = ase_neighbor_list(quantities, search, float(cutoff))
+    except (ValueError, MemoryError) as error:
+        raise InputError(f"cannot search neighbours within {cutoff:g} Å in this cell "
+                         f"({error})") from None
+    return out if isinstance(out, tuple) else (out,)
 
 
 def _first_nonzero(S: np.ndarray) -> np.ndarray:  # pragma: no cover - ASE fallback only

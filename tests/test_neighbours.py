@@ -143,3 +143,20 @@ def test_a_cutoff_far_beyond_a_small_molecule_is_searched():
     i, j, d = neighbour_list("ijd", atoms, 60.0)
     assert sorted(zip(i.tolist(), j.tolist())) == [(0, 1), (1, 0)]
     np.testing.assert_allclose(d, 0.74)
+
+
+@pytest.mark.parametrize("cell, pbc", [
+    ([[0, 1e12, 0], [426846.0, 0, 0], [0, 0, 139895.0]], [False, True, False]),
+    ([[0, 0, 1.0], [0, 0, 1.0], [0, 0, 350004.0]], [False, False, True]),
+    ([[0, 0, 0], [0, 0, 1.0], [0, 0, 350004.0]], [False, False, True]),
+], ids=["1e12 periodic vector", "parallel open vectors", "zero and parallel"])
+def test_cells_that_send_the_search_to_ase_give_pairs_or_a_clear_error(cell, pbc):
+    """Found by the calculator's hypothesis suite: ASE's binning raised ValueError on these."""
+    atoms = Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.0]], cell=cell, pbc=pbc)
+    try:
+        i, j, d = neighbour_list("ijd", atoms, 4.0)
+    except InputError as error:
+        assert "cannot search neighbours within 4 Å in this cell" in str(error)
+        return
+    assert sorted(zip(i.tolist(), j.tolist())) == [(0, 1), (1, 0)]
+    np.testing.assert_allclose(d, 2.0)
