@@ -3,6 +3,8 @@ moved."""
 
 from __future__ import annotations
 
+from pesnet.cli.tracking_options import add_store_argument
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -14,8 +16,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("first", metavar="RUN_A", help="run id, id prefix or run name")
     parser.add_argument("second", metavar="RUN_B", help="run id, id prefix or run name")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
-                        "else ./mlruns/mlflow.db)")
+    add_store_argument(parser)
     parser.add_argument("--ui", default="http://127.0.0.1:5000",
                         help="dashboard address for the link (default http://127.0.0.1:5000)")
     parser.set_defaults(func=run)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pesnet.cli.tracking_options import add_store_argument
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -13,8 +15,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("pipeline", nargs="?", help="only this pipeline (experiment)")
     parser.add_argument("-n", "--limit", type=int, default=10, help="how many (default 10)")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
-                        "else ./mlruns/mlflow.db)")
+    add_store_argument(parser)
     parser.set_defaults(func=run)
 
 

@@ -27,11 +27,16 @@ def tracking_from_args(args) -> tuple[bool, str | None, str]:
     return True, uri, f"tracking {describe(uri)}"
 
 
+def add_store_argument(parser) -> None:
+    """Add ``--tracking-uri`` for a command that reads a store (runs, compare, ui, serve)."""
+    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
+                        "else ./mlruns/mlflow.db)")
+
+
 def add_server_arguments(parser, port: int) -> None:
     """Add ``--host``, ``--port`` (default ``port``), ``--workers`` and ``--tracking-uri`` for a
     command that starts an MLflow server."""
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=port, help=f"port (default {port})")
     parser.add_argument("--workers", type=int, default=1, help="server workers (default 1)")
-    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
-                        "else ./mlruns/mlflow.db)")
+    add_store_argument(parser)
