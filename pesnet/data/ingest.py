@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pesnet.data.schema import VOIGT
 from pesnet.data.validate import validate_configuration
 from pesnet.data.writer import DatasetWriter
 from pesnet.errors import ConfigurationError, InputError
@@ -77,7 +78,7 @@ def to_voigt(stress) -> np.ndarray:
     """A stress (eV/Å³) as ASE's Voigt 6-vector xx yy zz yz xz xy; a (6,) input is kept."""
     stress = np.asarray(stress, dtype=float)
     if stress.shape == (3, 3):
-        return stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        return stress[VOIGT]
     return stress
 
 

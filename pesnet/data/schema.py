@@ -19,6 +19,9 @@ Attributes: ``format`` = ``"pesnet-dataset"``, ``format_version``, ``units`` (JS
 ``sources`` (JSON list of ``{"path", "sha256", "format", "index"}``), ``pesnet_version``.
 """
 
+#: (row, column) of a 3×3 stress tensor for each entry of ASE's Voigt 6-vector xx yy zz yz xz xy.
+VOIGT = ((0, 1, 2, 1, 0, 0), (0, 1, 2, 2, 2, 1))
+
 FORMAT_NAME = "pesnet-dataset"
 FORMAT_VERSION = 1
 UNITS = {"energy": "eV", "length": "Angstrom", "forces": "eV/Angstrom", "stress": "eV/Angstrom^3"}

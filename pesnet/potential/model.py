@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pesnet.data.schema import VOIGT
 from pesnet.data.validate import check_structure
 from pesnet.errors import InputError, NonFiniteResultError
 from pesnet.potential.operators import ForceOperator, strain_gradient
@@ -67,7 +68,6 @@ def _spread(values: np.ndarray) -> np.ndarray:
     return values.std(axis=0, ddof=1)
 
 
-_VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
 
 
 class Potential:
@@ -213,7 +213,7 @@ class Potential:
         if out.virial is not None and atoms_list is not None:
             volumes = np.array([a.get_volume() if np.any(a.pbc) else np.nan for a in atoms_list])
             sigma = out.virial / volumes[None, :, None, None]
-            sigma = sigma[:, :, _VOIGT[0], _VOIGT[1]]
+            sigma = sigma[:, :, VOIGT[0], VOIGT[1]]
             stress, stress_std = sigma.mean(axis=0), s_f * _spread(sigma)
         return Prediction(
             energy=out.energy.mean(axis=0),

@@ -30,10 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pesnet.data.schema import VOIGT
 from pesnet.potential.operators import ForceOperator, strain_gradient
-
-#: Voigt order of ASE's stress (xx yy zz yz xz xy) as (row, column) of the 3×3 tensor.
-VOIGT = (np.array([0, 1, 2, 1, 0, 0]), np.array([0, 1, 2, 2, 2, 1]))
 
 
 class PreparedBatch(NamedTuple):
