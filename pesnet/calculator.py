@@ -86,7 +86,7 @@ class PESNetCalculator(Calculator):
     ``blas_threads``: BLAS threads during a calculation (``None`` leaves the setting alone).
 
     After a calculation ``calc.prediction`` holds the full
-    :class:`~pesnet.potential.model.Prediction` (with every member's values when
+    :class:`~pesnet.potential.model.PotentialPrediction` (with every member's values when
     ``members=True``).
     """
 

@@ -61,7 +61,7 @@ def run(args) -> int:
 
 def _annotated(atoms, p):
     """A copy of ``atoms`` keeping its reference labels, with prediction ``p`` (one
-    structure's :class:`~pesnet.potential.model.Prediction`) and its errors as pesnet_* keys."""
+    structure's :class:`~pesnet.potential.model.PotentialPrediction`) and its errors as pesnet_* keys."""
     import numpy as np
     from ase.calculators.singlepoint import SinglePointCalculator
 

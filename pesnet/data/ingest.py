@@ -138,6 +138,56 @@ def iter_configurations(path: Path, fmt: str, index: str):
         k += 1
 
 
+def _checked_inputs(inputs, output, fmt: str | None, index: str):
+    """(input paths, their ASE formats, output path): every input readable and not the
+    output, the ``index`` selection in ASE's syntax."""
+    from ase.io.formats import string2index
+
+    inputs = [Path(p) for p in inputs]
+    if not inputs:
+        raise InputError("no input files given")
+    try:
+        string2index(index)
+    except (ValueError, TypeError):
+        raise InputError(f"invalid --index {index!r}: use ASE's syntax, e.g. ':', '-1', '::10'") from None
+    output = Path(output)
+    for path in inputs:
+        check_readable(path)
+        if path.resolve() == output.resolve():
+            raise InputError(f"{path}: the output file must differ from every input")
+    return inputs, [resolve_format(path, fmt) for path in inputs], output
+
+
+def _append_file(writer, path: Path, path_format: str, index: str, keys: LabelKeys,
+                 allow_unlabelled: bool, group_key: str, bar) -> int:
+    """Validate and append every selected configuration of one input file; returns how many
+    (an :class:`InputError` for none)."""
+    source = writer.add_source(path, sha256_file(path), path_format, index)
+    n_here = 0
+    for k, atoms in iter_configurations(path, path_format, index):
+        energy, forces, stress = extract_labels(atoms, keys, path, k)
+        validate_configuration(
+            atoms, energy, forces, stress, path, k,
+            require_energy=not allow_unlabelled, require_forces=not allow_unlabelled,
+        )
+        config_type = str(atoms.info.get(group_key, ""))
+        if "\x00" in config_type:  # HDF5 strings end at NUL
+            raise ConfigurationError(path, k, "config_type contains a NUL character")
+        writer.append(
+            atoms.get_atomic_numbers(), atoms.get_positions(), atoms.get_cell()[:],
+            atoms.get_pbc(), energy=energy, forces=forces,
+            stress=None if stress is None else to_voigt(stress),
+            config_type=config_type,
+            source=source, source_index=k,
+        )
+        n_here += 1
+        if bar is not None:
+            bar.update(1)
+    if n_here == 0:
+        raise InputError(f"{path}: no configurations found (selection {index!r})")
+    return n_here
+
+
 def ingest(
     inputs,
     output,
@@ -158,22 +208,7 @@ def ingest(
     :class:`ConfigurationError`) on the first bad file or configuration; then ``output`` is
     untouched (an existing file keeps its contents).
     """
-    from ase.io.formats import string2index
-
-    inputs = [Path(p) for p in inputs]
-    if not inputs:
-        raise InputError("no input files given")
-    try:
-        string2index(index)
-    except (ValueError, TypeError):
-        raise InputError(f"invalid --index {index!r}: use ASE's syntax, e.g. ':', '-1', '::10'") from None
-    output = Path(output)
-    for path in inputs:
-        check_readable(path)
-        if path.resolve() == output.resolve():
-            raise InputError(f"{path}: the output file must differ from every input")
-    formats = [resolve_format(path, fmt) for path in inputs]
-
+    inputs, formats, output = _checked_inputs(inputs, output, fmt, index)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -183,30 +218,8 @@ def ingest(
     try:
         with atomic_output(output, suffix=".h5.tmp") as tmp, DatasetWriter(tmp) as writer:
             for path, path_format in zip(inputs, formats):
-                source = writer.add_source(path, sha256_file(path), path_format, index)
-                n_here = 0
-                for k, atoms in iter_configurations(path, path_format, index):
-                    energy, forces, stress = extract_labels(atoms, keys, path, k)
-                    validate_configuration(
-                        atoms, energy, forces, stress, path, k,
-                        require_energy=not allow_unlabelled, require_forces=not allow_unlabelled,
-                    )
-                    config_type = str(atoms.info.get(group_key, ""))
-                    if "\x00" in config_type:  # HDF5 strings end at NUL
-                        raise ConfigurationError(path, k, "config_type contains a NUL character")
-                    writer.append(
-                        atoms.get_atomic_numbers(), atoms.get_positions(), atoms.get_cell()[:],
-                        atoms.get_pbc(), energy=energy, forces=forces,
-                        stress=None if stress is None else to_voigt(stress),
-                        config_type=config_type,
-                        source=source, source_index=k,
-                    )
-                    n_here += 1
-                    if bar is not None:
-                        bar.update(1)
-                if n_here == 0:
-                    raise InputError(f"{path}: no configurations found (selection {index!r})")
-                total += n_here
+                total += _append_file(writer, path, path_format, index, keys,
+                                      allow_unlabelled, group_key, bar)
     finally:
         if bar is not None:
             bar.close()

@@ -11,7 +11,9 @@ Knows nothing of atoms or descriptors (it must not import :mod:`pesnet.data` or
 * :mod:`~pesnet.nn.optimizers`   — SGD (momentum, Nesterov), Adam, AdamW, gradient clipping
 * :mod:`~pesnet.nn.schedules`    — constant, exponential, step, cosine, reduce-on-plateau
 * :mod:`~pesnet.nn.training`     — mini-batch training, threads over member groups, early stopping
-* :mod:`~pesnet.nn.regressor`    — :class:`EnsembleRegressor`, scikit-learn style fit/predict
+* :mod:`~pesnet.nn.prediction`   — :class:`Prediction`: ensemble mean and committee spread
+* :mod:`~pesnet.nn.regressor`    — :class:`EnsembleRegressor`, a scikit-learn estimator (imported
+  on first use, so the potential and the calculator do not pay scikit-learn's import time)
 
 Typical use by a potential (atomic energy E_i = net(G_i), G_i the descriptor row of atom i)::
 
@@ -29,10 +31,19 @@ from pesnet.nn.activations import get_activation
 from pesnet.nn.losses import get_loss
 from pesnet.nn.mlp import MLP, ForwardCache
 from pesnet.nn.optimizers import get_optimizer
-from pesnet.nn.regressor import EnsembleRegressor, Prediction
+from pesnet.nn.prediction import Prediction, committee_std
 from pesnet.nn.schedules import get_schedule
 from pesnet.nn.training import EarlyStopping, EpochLog, History, train
 
-__all__ = ["MLP", "ForwardCache", "EnsembleRegressor", "Prediction", "train",
+__all__ = ["MLP", "ForwardCache", "EnsembleRegressor", "Prediction", "committee_std", "train",
            "EarlyStopping", "EpochLog", "History",
            "get_activation", "get_loss", "get_optimizer", "get_schedule"]
+
+
+def __getattr__(name):
+    """``pesnet.nn.EnsembleRegressor`` imported on first use (scikit-learn: ~0.6 s)."""
+    if name == "EnsembleRegressor":
+        from pesnet.nn.regressor import EnsembleRegressor
+
+        return EnsembleRegressor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,17 @@
-"""A plain ``fit``/``predict`` ensemble regressor in the scikit-learn style.
+"""An ensemble MLP regressor that is a scikit-learn estimator.
 
 ``EnsembleRegressor(...).fit(X, y)`` trains M MLPs in one batched pass (each on its own Poisson
 bootstrap weighting of the same mini-batches) and ``predict(X, return_std=True)`` returns, for
-each input row, the ensemble mean and standard deviation. Parameters are stored untouched by
-``__init__``; everything learnt ends in ``_``; randomness flows from ``random_state`` through
+each input row, a :class:`~pesnet.nn.prediction.Prediction`: the ensemble mean ȳ = (1/M) Σ_m y_m
+and the committee standard deviation σ = (Σ_m (y_m − ȳ)² / (M − 1))^½ (ddof = 1, the
+convention of every spread pesnet reports; zero for one member).
+
+It subclasses :class:`sklearn.base.BaseEstimator` and :class:`~sklearn.base.RegressorMixin`
+and passes :func:`sklearn.utils.estimator_checks.check_estimator` (``tests/test_nn_regressor``):
+``get_params``/``set_params``/``clone``/``repr`` and ``score`` (R² of the mean, sklearn's
+``r2_score``) come from scikit-learn, inputs are checked by its ``validate_data``; ``__init__``
+stores the parameters untouched, everything learnt ends in ``_``, predicting before ``fit``
+raises scikit-learn's ``NotFittedError``. Randomness flows from ``random_state`` through
 :mod:`pesnet.nn.initializers` (member ``m`` has the same streams whatever the ensemble size).
 
 Units: those of X and y. With ``standardize=True`` the networks see inputs and targets scaled to
@@ -12,31 +20,51 @@ zero mean and unit variance (fitted on the training rows); predictions come back
 
 from __future__ import annotations
 
-import inspect
-from typing import NamedTuple
-
 import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from pesnet.errors import InputError, NotFittedError
 from pesnet.nn.initializers import BOOTSTRAP, SPLIT, member_rng, resolve_seed, shared_rng
 from pesnet.nn.losses import get_loss
 from pesnet.nn.mlp import MLP
 from pesnet.nn.optimizers import get_optimizer
+from pesnet.nn.prediction import Prediction
 from pesnet.nn.schedules import get_schedule
 from pesnet.nn.training import EarlyStopping, train
 
-__all__ = ["EnsembleRegressor", "Prediction"]
+__all__ = ["EnsembleRegressor", "EstimatorInputError", "EstimatorNotFittedError"]
 
 
-class Prediction(NamedTuple):
-    """Ensemble mean and standard deviation (population, ddof=0) over members, in y's units."""
-
-    mean: np.ndarray
-    std: np.ndarray
+class EstimatorInputError(InputError, ValueError):
+    """Bad data or parameters for the estimator: a pesnet :class:`InputError` that
+    scikit-learn's tools (which expect a ``ValueError``) recognise as well."""
 
 
-class EnsembleRegressor:
-    """Ensemble of MLP regressors trained together.
+class EstimatorNotFittedError(NotFittedError, SklearnNotFittedError):
+    """Predicting before ``fit``: pesnet's and scikit-learn's ``NotFittedError`` at once."""
+
+
+def _validated(estimator, X, *y, reset=True):
+    """scikit-learn's ``validate_data`` of X alone or of (X, y): float64, finite, 2-D, dense X;
+    numeric y, 1-D or 2-D, with as many rows. Its ``ValueError`` is raised as
+    :class:`EstimatorInputError`."""
+    kwargs = {"multi_output": True, "y_numeric": True} if y else {}
+    try:
+        return validate_data(estimator, X, *y, reset=reset, dtype=np.float64, **kwargs)
+    except ValueError as error:
+        if isinstance(error, InputError):
+            raise
+        message = str(error)
+        if "inconsistent numbers of samples" in message:
+            message = (f"y must have shape ({len(X)},) or ({len(X)}, n_outputs), got "
+                       f"{np.shape(y[0])}: {message}")
+        raise EstimatorInputError(message) from None
+
+
+class EnsembleRegressor(RegressorMixin, BaseEstimator):
+    """Ensemble of MLP regressors trained together (a scikit-learn estimator).
 
     Parameters
     ----------
@@ -60,7 +88,8 @@ class EnsembleRegressor:
     standardize : scale X and y to zero mean, unit variance for the networks.
     init : weight initialiser.  dtype : ``"float64"`` or ``"float32"``.
     n_threads : worker threads over member groups (None: one per core).
-    random_state : int seed (None: fresh entropy, recorded in ``seed_``).
+    random_state : int seed of every member's streams (None: fresh entropy, recorded in
+        ``seed_``).
 
     Fitted attributes: ``network_`` (:class:`MLP`), ``history_`` (:class:`History`),
     ``loss_curve_`` (n_epochs, M), ``validation_curve_`` (or None), ``seed_``,
@@ -101,29 +130,11 @@ class EnsembleRegressor:
         self.n_threads = n_threads
         self.random_state = random_state
 
-    # -- scikit-learn parameter protocol (without importing scikit-learn) ---------------
-    @classmethod
-    def _param_names(cls):
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-
-    def get_params(self, deep=True):
-        """Constructor parameters as a dict (scikit-learn protocol; ``clone`` works)."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params):
-        """Set constructor parameters; returns self."""
-        valid = set(self._param_names())
-        for key, value in params.items():
-            if key not in valid:
-                raise InputError(f"invalid parameter {key!r} for EnsembleRegressor")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self):
-        defaults = {p.name: p.default for p in
-                    inspect.signature(type(self).__init__).parameters.values()}
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults.get(k)]
-        return f"EnsembleRegressor({', '.join(changed)})"
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.regressor_tags.poor_score = True  # a few epochs of a small net may score < 0.5
+        return tags
 
     # -- building blocks ------------------------------------------------------------------
     def _components(self):
@@ -139,23 +150,68 @@ class EnsembleRegressor:
         schedule = get_schedule(self.schedule, **(self.schedule_params or {}))
         return loss, optimizer, schedule
 
-    def _check_X(self, X, n_features=None):
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2:
-            raise InputError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
-        if n_features is not None and X.shape[1] != n_features:
-            raise InputError(f"X has {X.shape[1]} features, the model was fitted with {n_features}")
-        if not np.all(np.isfinite(X)):
-            raise InputError("X contains non-finite values")
-        return X
+    def _checked_data(self, X, y, sample_weight):
+        """X (N, F) float64, Y (N, n_outputs) and the row weights (N,) or None, checked."""
+        X, y = _validated(self, X, y)
+        if y.ndim not in (1, 2):
+            raise EstimatorInputError(f"y must have shape ({len(X)},) or ({len(X)}, n_outputs), "
+                                      f"got {y.shape}")
+        self._y_1d = y.ndim == 1
+        Y = y[:, None] if self._y_1d else y
+        sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if sw is not None and (sw.shape != (X.shape[0],) or not np.isfinite(sw).all()
+                               or (sw < 0).any() or not sw.any()):
+            raise EstimatorInputError(f"sample_weight must be finite, >= 0, not all zero and of "
+                                      f"shape ({X.shape[0]},), got shape {sw.shape}")
+        return X, Y, sw
 
-    def _check_y(self, y, n):
-        y = np.asarray(y, dtype=float)
-        if y.ndim not in (1, 2) or y.shape[0] != n:
-            raise InputError(f"y must have shape ({n},) or ({n}, n_outputs), got {y.shape}")
-        if not np.all(np.isfinite(y)):
-            raise InputError("y contains non-finite values")
-        return y
+    def _held_out(self, X, Y, sw, validation_data, seed):
+        """(X, Y, sw) to train on and (X_val, Y_val) to monitor (or None, None): the given
+        ``validation_data``, else with early stopping a random ``validation_fraction`` of the
+        rows (generator ``shared_rng(seed, SPLIT)``), else no validation."""
+        if validation_data is not None:
+            Xv = _validated(self, validation_data[0], reset=False)
+            yv = np.asarray(validation_data[1], dtype=float)
+            if yv.ndim not in (1, 2) or yv.shape[0] != Xv.shape[0] or not np.isfinite(yv).all():
+                raise EstimatorInputError(f"validation y must be finite with {Xv.shape[0]} rows, "
+                                          f"got shape {yv.shape}")
+            return X, Y, sw, Xv, yv.reshape(Xv.shape[0], -1)
+        if not self.early_stopping:
+            return X, Y, sw, None, None
+        if not 0 < self.validation_fraction < 1:
+            raise EstimatorInputError(f"validation_fraction must be in (0, 1), got "
+                                      f"{self.validation_fraction!r}")
+        perm = shared_rng(seed, SPLIT).permutation(X.shape[0])
+        n_val = max(1, int(round(self.validation_fraction * X.shape[0])))
+        val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        if len(tr) == 0:
+            raise EstimatorInputError(f"n_samples = {X.shape[0]} leaves no training rows after "
+                                      f"holding out {n_val} for validation")
+        return X[tr], Y[tr], None if sw is None else sw[tr], X[val], Y[val]
+
+    def _fit_scalers(self, X, Y):
+        """x_mean_, x_scale_, y_mean_, y_scale_: x' = (x − μ)/s per column, s = std (1 where a
+        column is constant), or the identity without ``standardize``."""
+        if self.standardize:
+            self.x_mean_, self.y_mean_ = X.mean(axis=0), Y.mean(axis=0)
+            xs, ys = X.std(axis=0), Y.std(axis=0)
+            self.x_scale_ = np.where(xs > 0, xs, 1.0)
+            self.y_scale_ = np.where(ys > 0, ys, 1.0)
+        else:
+            self.x_mean_, self.x_scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
+            self.y_mean_, self.y_scale_ = np.zeros(Y.shape[1]), np.ones(Y.shape[1])
+
+    def _row_weights(self, seed, n_rows, sw, n_members):
+        """Per-member row weights (M, N): Poisson(1) bootstrap counts of member
+        ``member_offset + m`` (its own stream) times ``sample_weight``; ``sample_weight`` (N,)
+        alone without bootstrap; None for neither."""
+        weights = None
+        if self.bootstrap:
+            weights = np.stack([member_rng(seed, self.member_offset + m, BOOTSTRAP)
+                                .poisson(1.0, n_rows) for m in range(n_members)]).astype(float)
+        if sw is not None:
+            weights = sw if weights is None else sw[None, :] * weights
+        return weights
 
     # -- fit / predict ---------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None, validation_data=None, init_params=None):
@@ -166,69 +222,29 @@ class EnsembleRegressor:
         early stopping and ``validation_curve_``.  init_params : starting weights as returned by
         ``network_.arrays()`` (in the networks' scaled units), instead of a random start.
         """
-        X = self._check_X(X)
-        y = self._check_y(y, X.shape[0])
-        self._y_1d = y.ndim == 1
-        Y = y[:, None] if self._y_1d else y
+        X, Y, sw = self._checked_data(X, y, sample_weight)
         M = int(self.n_members)
         if M < 1:
-            raise InputError(f"n_members must be >= 1, got {self.n_members!r}")
+            raise EstimatorInputError(f"n_members must be >= 1, got {self.n_members!r}")
         seed = resolve_seed(self.random_state)
-        sw = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        if sw is not None and sw.shape != (X.shape[0],):
-            raise InputError(f"sample_weight must have shape ({X.shape[0]},), got {sw.shape}")
-
-        if validation_data is not None:
-            Xv = self._check_X(validation_data[0], X.shape[1])
-            Yv = self._check_y(validation_data[1], Xv.shape[0]).reshape(Xv.shape[0], -1)
-        elif self.early_stopping:
-            if not 0 < self.validation_fraction < 1:
-                raise InputError(f"validation_fraction must be in (0, 1), got "
-                                 f"{self.validation_fraction!r}")
-            perm = shared_rng(seed, SPLIT).permutation(X.shape[0])
-            n_val = max(1, int(round(self.validation_fraction * X.shape[0])))
-            val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-            Xv, Yv, X, Y = X[val], Y[val], X[tr], Y[tr]
-            sw = None if sw is None else sw[tr]
-        else:
-            Xv = Yv = None
-        if X.shape[0] == 0:
-            raise InputError("no training rows")
-
-        if self.standardize:
-            self.x_mean_, self.y_mean_ = X.mean(axis=0), Y.mean(axis=0)
-            xs, ys = X.std(axis=0), Y.std(axis=0)
-            self.x_scale_ = np.where(xs > 0, xs, 1.0)
-            self.y_scale_ = np.where(ys > 0, ys, 1.0)
-        else:
-            self.x_mean_, self.x_scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
-            self.y_mean_, self.y_scale_ = np.zeros(Y.shape[1]), np.ones(Y.shape[1])
-
-        weights = None
-        if self.bootstrap:
-            weights = np.stack([member_rng(seed, self.member_offset + m, BOOTSTRAP)
-                                .poisson(1.0, X.shape[0]) for m in range(M)]).astype(float)
-        if sw is not None:
-            weights = sw[None, :] * (1.0 if weights is None else weights)
-
+        X, Y, sw, Xv, Yv = self._held_out(X, Y, sw, validation_data, seed)
+        self._fit_scalers(X, Y)
         sizes = (X.shape[1], *[int(h) for h in self.hidden_layer_sizes], Y.shape[1])
         net = MLP(sizes, M, activation=self.activation, init=self.init, seed=seed,
                   member_offset=self.member_offset, dtype=self.dtype)
         if init_params is not None:
             net.set_arrays(init_params)
         loss, optimizer, schedule = self._components()
-        validation = None if Xv is None else (self._scale_x(Xv), self._scale_y(Yv))
         stopping = (EarlyStopping(patience=int(self.patience), min_delta=float(self.min_delta))
                     if self.early_stopping else None)
         self.history_ = train(
             net, self._scale_x(X), self._scale_y(Y), loss=loss, optimizer=optimizer,
             schedule=schedule, epochs=int(self.max_epochs), batch_size=self.batch_size,
-            sample_weight=weights, validation=validation, early_stopping=stopping,
-            clip_norm=self.clip_norm, seed=seed, n_threads=self.n_threads)
-        self.network_ = net
-        self.seed_ = seed
-        self.n_features_in_ = X.shape[1]
-        self.n_outputs_ = Y.shape[1]
+            sample_weight=self._row_weights(seed, X.shape[0], sw, M),
+            validation=None if Xv is None else (self._scale_x(Xv), self._scale_y(Yv)),
+            early_stopping=stopping, clip_norm=self.clip_norm, seed=seed,
+            n_threads=self.n_threads)
+        self.network_, self.seed_, self.n_outputs_ = net, seed, Y.shape[1]
         self.loss_curve_ = self.history_.train_loss
         self.validation_curve_ = self.history_.val_loss
         return self
@@ -239,30 +255,22 @@ class EnsembleRegressor:
     def _scale_y(self, Y):
         return (Y - self.y_mean_) / self.y_scale_
 
-    def _check_fitted(self):
-        if not hasattr(self, "network_"):
-            raise NotFittedError("this EnsembleRegressor is not fitted yet; call fit(X, y) first")
-
     def predict_members(self, X):
         """Predictions of every member, (M, N) — or (M, N, n_outputs) for 2-D targets."""
-        self._check_fitted()
-        X = self._check_X(X, self.n_features_in_)
+        try:
+            check_is_fitted(self, "network_")
+        except SklearnNotFittedError:
+            raise EstimatorNotFittedError("this EnsembleRegressor is not fitted yet; call "
+                                          "fit(X, y) first") from None
+        X = _validated(self, X, reset=False)
         out = self.network_.predict(self._scale_x(X)) * self.y_scale_ + self.y_mean_
         return out[..., 0] if self._y_1d else out
 
     def predict(self, X, return_std=False):
         """Ensemble mean for each row of X, (N,) or (N, n_outputs); with ``return_std`` a
-        :class:`Prediction` ``(mean, std)`` holding the spread over members as well."""
+        :class:`~pesnet.nn.prediction.Prediction` ``(mean, std)`` holding the committee
+        standard deviation over members as well (ddof = 1, see the module doc)."""
         ys = self.predict_members(X)
-        mean = ys.mean(axis=0)
         if not return_std:
-            return mean
-        return Prediction(mean, ys.std(axis=0))
-
-    def score(self, X, y):
-        """Coefficient of determination R² of the ensemble mean (scikit-learn's convention)."""
-        y = self._check_y(y, np.shape(X)[0])
-        pred = self.predict(X).reshape(y.shape)
-        ss_res = np.sum((y - pred) ** 2)
-        ss_tot = np.sum((y - y.mean(axis=0)) ** 2)
-        return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
+            return ys.mean(axis=0)
+        return Prediction.of_members(ys)

@@ -168,6 +168,120 @@ class _Group:
         return total
 
 
+def _checked_inputs(mlp, x, y, sample_weight, validation, early_stopping, epochs, batch_size,
+                    clip_norm):
+    """(x, y, w, validation as (x_v, y_v, w_v) or None, batch rows), each checked against
+    ``mlp``: x (N, n_in), y (N, n_out), w None or (M, N), all in ``mlp.dtype``."""
+    M, n_in, n_out = mlp.n_members, mlp.sizes[0], mlp.sizes[-1]
+    x = _as_2d("x", x, None, n_in, mlp.dtype)
+    N = x.shape[0]
+    if N == 0:
+        raise InputError("no training samples")
+    y = _as_2d("y", y, N, n_out, mlp.dtype)
+    w = _as_weights("sample_weight", sample_weight, M, N, mlp.dtype)
+    if int(epochs) < 0:
+        raise InputError(f"epochs must be >= 0, got {epochs!r}")
+    batch = N if batch_size is None else int(batch_size)
+    if batch < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size!r}")
+    if clip_norm is not None and not clip_norm > 0:
+        raise InputError(f"clip_norm must be > 0, got {clip_norm!r}")
+    if validation is None:
+        if early_stopping is not None:
+            raise InputError("early stopping needs validation data")
+        return x, y, w, None, batch
+    if len(validation) not in (2, 3):
+        raise InputError("validation must be (x_val, y_val) or (x_val, y_val, w_val)")
+    xv = _as_2d("validation x", validation[0], None, n_in, mlp.dtype)
+    yv = _as_2d("validation y", validation[1], xv.shape[0], n_out, mlp.dtype)
+    wv = _as_weights("validation weights", validation[2] if len(validation) == 3 else None,
+                     M, xv.shape[0], mlp.dtype)
+    return x, y, w, (xv, yv, wv), batch
+
+
+class _Stopping:
+    """Per-member bookkeeping of the validation loss: the best loss L*_m and its epoch; with
+    early stopping also the best parameters, the epochs waited and who is still active.
+
+    A member improves at epoch t when it is active and L_m(t) < L*_m − min_delta; it retires
+    once it has waited ``patience`` epochs without improving.
+    """
+
+    def __init__(self, mlp, early_stopping):
+        M = mlp.n_members
+        self.rule = early_stopping
+        self.best = np.full(M, np.inf)
+        self.best_epoch = np.full(M, -1)
+        self.stop_epoch = np.full(M, -1)
+        self.best_params = mlp.params.copy() if early_stopping is not None else None
+        self.wait = np.zeros(M, dtype=int)
+        self.active = np.ones(M, dtype=bool)
+
+    def observe(self, epoch, val_loss, params):
+        """Record epoch ``epoch``'s validation losses (M,) of the members' ``params`` (M, P)."""
+        rule = self.rule
+        improved = self.active & (val_loss < self.best - (rule.min_delta if rule else 0.0))
+        self.best[improved] = val_loss[improved]
+        self.best_epoch[improved] = epoch
+        if rule is None:
+            return
+        self.best_params[improved] = params[improved]
+        self.wait[improved] = 0
+        self.wait[self.active & ~improved] += 1
+        retire = self.active & (self.wait >= rule.patience)
+        self.stop_epoch[retire] = epoch
+        self.active &= ~retire
+
+    def restore(self, mlp):
+        """Put back each member's best parameters (members that ever improved)."""
+        if self.rule is not None and self.rule.restore_best:
+            keep = self.best_epoch >= 0
+            mlp.params[keep] = self.best_params[keep]
+
+
+def _epoch_batches(rng, n_rows, batch, shuffle):
+    """The mini-batches of one epoch: index arrays of a fresh permutation from ``rng`` (the
+    same for every member and group), or contiguous slices without ``shuffle``."""
+    if shuffle:
+        perm = rng.permutation(n_rows)
+        return [perm[i:i + batch] for i in range(0, n_rows, batch)]
+    return [slice(i, min(i + batch, n_rows)) for i in range(0, n_rows, batch)]
+
+
+def _member_groups(mlp, optimizer, state, loss, clip_norm, n_threads):
+    """The member axis cut into G contiguous groups (G = ``n_threads``, default one per core,
+    at most M), each a :class:`_Group` trained by one worker."""
+    M = mlp.n_members
+    G = default_threads(M) if n_threads is None else max(1, min(int(n_threads), M))
+    bounds = np.linspace(0, M, G + 1).round().astype(int)
+    return [_Group(mlp, int(a), int(b), optimizer, state, loss, clip_norm)
+            for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _run_epoch(groups, pool, x, y, w, validation, batches, lr_col):
+    """One epoch of every group (in ``pool``'s threads, or here without a pool): the train
+    losses (M,) and, given ``validation``, the validation losses (M,) after it (else None)."""
+
+    def task(group):
+        tl = group.run_epoch(x, y, w, batches, lr_col[group.start:group.stop])
+        return tl, None if validation is None else group.evaluate(*validation)
+
+    results = [task(g) for g in groups] if pool is None else list(pool.map(task, groups))
+    tl = np.concatenate([r[0] for r in results])
+    return tl, None if validation is None else np.concatenate([r[1] for r in results])
+
+
+def _history(hist_train, hist_val, hist_lr, stopping, n_members, validated):
+    empty = np.zeros((0, n_members))
+    return History(
+        train_loss=np.array(hist_train) if hist_train else empty,
+        val_loss=(np.array(hist_val) if hist_val else empty) if validated else None,
+        learning_rate=np.array(hist_lr) if hist_lr else empty,
+        best_epoch=stopping.best_epoch,
+        stop_epoch=stopping.stop_epoch,
+    )
+
+
 def train(mlp, x, y, *, loss="mse", optimizer="adam", schedule=None, epochs=100,
           batch_size=256, sample_weight=None, validation=None, early_stopping=None,
           clip_norm=None, shuffle=True, seed=None, n_threads=None, blas_threads=1,
@@ -190,107 +304,41 @@ def train(mlp, x, y, *, loss="mse", optimizer="adam", schedule=None, epochs=100,
     blas_threads : BLAS threads while training (None: leave as is).
     callbacks : callables ``f(EpochLog)``; one returning True stops training.
     """
-    M, n_in, n_out = mlp.n_members, mlp.sizes[0], mlp.sizes[-1]
-    x = _as_2d("x", x, None, n_in, mlp.dtype)
-    N = x.shape[0]
-    if N == 0:
-        raise InputError("no training samples")
-    y = _as_2d("y", y, N, n_out, mlp.dtype)
-    w = _as_weights("sample_weight", sample_weight, M, N, mlp.dtype)
-    loss = get_loss(loss)
-    optimizer = get_optimizer(optimizer)
+    M = mlp.n_members
+    x, y, w, validation, batch = _checked_inputs(mlp, x, y, sample_weight, validation,
+                                                 early_stopping, epochs, batch_size, clip_norm)
+    loss, optimizer = get_loss(loss), get_optimizer(optimizer)
     schedule = get_schedule(schedule)
-    if int(epochs) < 0:
-        raise InputError(f"epochs must be >= 0, got {epochs!r}")
-    batch = N if batch_size is None else int(batch_size)
-    if batch < 1:
-        raise InputError(f"batch_size must be >= 1, got {batch_size!r}")
-    if clip_norm is not None and not clip_norm > 0:
-        raise InputError(f"clip_norm must be > 0, got {clip_norm!r}")
-    if validation is not None:
-        if len(validation) not in (2, 3):
-            raise InputError("validation must be (x_val, y_val) or (x_val, y_val, w_val)")
-        xv = _as_2d("validation x", validation[0], None, n_in, mlp.dtype)
-        yv = _as_2d("validation y", validation[1], xv.shape[0], n_out, mlp.dtype)
-        wv = _as_weights("validation weights", validation[2] if len(validation) == 3 else None,
-                         M, xv.shape[0], mlp.dtype)
-    elif early_stopping is not None:
-        raise InputError("early stopping needs validation data")
-
     state = optimizer.init_state(mlp.params)
     schedule.reset(M)
-    G = default_threads(M) if n_threads is None else max(1, min(int(n_threads), M))
-    bounds = np.linspace(0, M, G + 1).round().astype(int)
-    groups = [_Group(mlp, int(a), int(b), optimizer, state, loss, clip_norm)
-              for a, b in zip(bounds[:-1], bounds[1:])]
+    groups = _member_groups(mlp, optimizer, state, loss, clip_norm, n_threads)
     rng = shared_rng(mlp.seed if seed is None else seed, SHUFFLE)
-
+    stopping = _Stopping(mlp, early_stopping)
     hist_train, hist_val, hist_lr = [], [], []
-    best = np.full(M, np.inf)
-    best_epoch = np.full(M, -1)
-    stop_epoch = np.full(M, -1)
-    best_params = mlp.params.copy() if early_stopping is not None else None
-    wait = np.zeros(M, dtype=int)
-    active = np.ones(M, dtype=bool)
-
-    def epoch_task(group, batches, lr):
-        tl = group.run_epoch(x, y, w, batches, lr[group.start:group.stop])
-        vl = None if validation is None else group.evaluate(xv, yv, wv)
-        return tl, vl
-
-    pool = ThreadPoolExecutor(G, thread_name_prefix="pesnet-train") if G > 1 else None
+    pool = (ThreadPoolExecutor(len(groups), thread_name_prefix="pesnet-train")
+            if len(groups) > 1 else None)
     try:
         with _blas_limit(blas_threads):
             for epoch in range(int(epochs)):
-                if shuffle:
-                    perm = rng.permutation(N)
-                    batches = [perm[i:i + batch] for i in range(0, N, batch)]
-                else:
-                    batches = [slice(i, min(i + batch, N)) for i in range(0, N, batch)]
-                lr = (optimizer.learning_rate * schedule.factors(epoch))
-                lr_col = lr.astype(mlp.dtype)[:, None]
-                if pool is None:
-                    results = [epoch_task(g, batches, lr_col) for g in groups]
-                else:
-                    results = list(pool.map(lambda g: epoch_task(g, batches, lr_col), groups))
-                tl = np.concatenate([r[0] for r in results])
-                vl = None if validation is None else np.concatenate([r[1] for r in results])
+                batches = _epoch_batches(rng, x.shape[0], batch, shuffle)
+                lr = optimizer.learning_rate * schedule.factors(epoch)  # η_m = η f_m(t), (M,)
+                tl, vl = _run_epoch(groups, pool, x, y, w, validation, batches,
+                                    lr.astype(mlp.dtype)[:, None])
                 hist_train.append(tl)
                 hist_lr.append(lr)
                 if vl is not None:
                     hist_val.append(vl)
-                    improved = active & (vl < best - (early_stopping.min_delta
-                                                      if early_stopping else 0.0))
-                    best[improved] = vl[improved]
-                    best_epoch[improved] = epoch
-                    if early_stopping is not None:
-                        best_params[improved] = mlp.params[improved]
-                        wait[improved] = 0
-                        wait[active & ~improved] += 1
-                        retire = active & (wait >= early_stopping.patience)
-                        stop_epoch[retire] = epoch
-                        active &= ~retire
-                    schedule.observe(vl)
-                else:
-                    schedule.observe(tl)
-                log = EpochLog(epoch, tl, vl, lr, active.copy())
+                    stopping.observe(epoch, vl, mlp.params)
+                schedule.observe(tl if vl is None else vl)
+                log = EpochLog(epoch, tl, vl, lr, stopping.active.copy())
                 stop = any([bool(cb(log)) for cb in callbacks])
-                if stop or not active.any():
+                if stop or not stopping.active.any():
                     break
     finally:
         if pool is not None:
             pool.shutdown()
-    if early_stopping is not None and early_stopping.restore_best:
-        keep = best_epoch >= 0
-        mlp.params[keep] = best_params[keep]
-    empty = np.zeros((0, M))
-    return History(
-        train_loss=np.array(hist_train) if hist_train else empty,
-        val_loss=(np.array(hist_val) if hist_val else empty) if validation is not None else None,
-        learning_rate=np.array(hist_lr) if hist_lr else empty,
-        best_epoch=best_epoch,
-        stop_epoch=stop_epoch,
-    )
+    stopping.restore(mlp)
+    return _history(hist_train, hist_val, hist_lr, stopping, M, validation is not None)
 
 
 class _blas_limit:

@@ -7,9 +7,10 @@ training split) plus a per-element reference energy e_Z (eV/atom, least squares 
 energies). Forces F = −∂E/∂r = −Jᵀ ∂E/∂G through the sparse descriptor Jacobian
 (:mod:`pesnet.potential.operators`); stress σ = (1/V) ∂E/∂ε through the strain derivatives.
 
-Predictions are the ensemble mean with the committee standard deviation (ddof = 1) as the
-uncertainty, scaled by calibration factors fitted on the validation split (raw spreads stay
-available).
+Predictions are the ensemble mean with the committee standard deviation as the uncertainty
+(:func:`pesnet.nn.prediction.committee_std`, ddof = 1, the one convention of
+:class:`pesnet.nn.prediction.Prediction`), scaled by calibration factors fitted on the
+validation split (raw spreads stay available).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from pesnet.data.schema import VOIGT
 from pesnet.data.validate import check_structure
 from pesnet.errors import InputError, NonFiniteResultError
+from pesnet.nn.prediction import Prediction
 from pesnet.potential.operators import ForceOperator, strain_gradient
 
 
@@ -37,12 +39,14 @@ class MemberOutputs(NamedTuple):
     virial: np.ndarray | None
 
 
-class Prediction(NamedTuple):
-    """Ensemble predictions with uncertainty (n configurations, N atoms over all of them).
+class PotentialPrediction(NamedTuple):
+    """The potential's predictions with uncertainty (n configurations, N atoms over all).
 
-    Means: ``energy`` (n,) eV, ``energies`` (N,) eV, ``forces`` (N, 3) eV/Å, ``stress`` (n, 6)
-    eV/Å³ in ASE's Voigt order (NaN rows for non-periodic structures) or None. ``*_std``: the
-    calibrated committee standard deviations of the same shapes; ``*_std_raw`` uncalibrated.
+    Each quantity is an ensemble :class:`~pesnet.nn.prediction.Prediction` (mean and committee
+    standard deviation, ddof = 1) laid out flat. Means: ``energy`` (n,) eV, ``energies`` (N,)
+    eV, ``forces`` (N, 3) eV/Å, ``stress`` (n, 6) eV/Å³ in ASE's Voigt order (NaN rows for
+    non-periodic structures) or None. ``*_std``: the committee standard deviations of the same
+    shapes times the calibration factor; ``*_std_raw`` uncalibrated.
     ``offsets`` (n + 1,) delimit each configuration's atoms; ``members`` holds every member's
     values when asked for.
     """
@@ -59,15 +63,6 @@ class Prediction(NamedTuple):
     forces_std_raw: np.ndarray | None
     offsets: np.ndarray
     members: MemberOutputs | None = None
-
-
-def _spread(values: np.ndarray) -> np.ndarray:
-    """Committee standard deviation over the member axis 0 (ddof = 1; zero for one member)."""
-    if values.shape[0] < 2:
-        return np.zeros(values.shape[1:])
-    return values.std(axis=0, ddof=1)
-
-
 
 
 class Potential:
@@ -157,8 +152,9 @@ class Potential:
 
     # -- prediction on structures -------------------------------------------------------
     def predict(self, atoms, forces: bool = True, stress: bool = False,
-                members: bool = False) -> Prediction:
-        """Predict ``atoms`` (an :class:`ase.Atoms` or a list of them); see :class:`Prediction`.
+                members: bool = False) -> PotentialPrediction:
+        """Predict ``atoms`` (an :class:`ase.Atoms` or a list of them); see
+        :class:`PotentialPrediction`.
 
         Stress is computed for periodic structures only (NaN rows otherwise). Runs through
         :class:`~pesnet.potential.structures.StructureEvaluator` (forces from the bond-level
@@ -196,7 +192,7 @@ class Potential:
         return evaluator
 
     def summarize(self, out: MemberOutputs, offsets, atoms_list=None,
-                  members: bool = False) -> Prediction:
+                  members: bool = False) -> PotentialPrediction:
         """Ensemble means and (calibrated) spreads of :class:`MemberOutputs`; a
         :class:`~pesnet.errors.NonFiniteResultError` if any member's energy, forces or virial
         is not finite (the inputs were checked, so that is an overflow, never an answer)."""
@@ -207,25 +203,24 @@ class Potential:
                     f"the model gave a non-finite {name} (an overflow in its descriptor or "
                     f"networks: far outside what it was trained on)")
         s_e, s_f = self.calibration["energy"], self.calibration["forces"]
-        energy_std_raw = _spread(out.energy)
-        forces_std_raw = None if out.forces is None else _spread(out.forces)
-        stress = stress_std = None
+        energy, energies = Prediction.of_members(out.energy), Prediction.of_members(out.energies)
+        forces = None if out.forces is None else Prediction.of_members(out.forces)
+        stress = None
         if out.virial is not None and atoms_list is not None:
             volumes = np.array([a.get_volume() if np.any(a.pbc) else np.nan for a in atoms_list])
             sigma = out.virial / volumes[None, :, None, None]
-            sigma = sigma[:, :, VOIGT[0], VOIGT[1]]
-            stress, stress_std = sigma.mean(axis=0), s_f * _spread(sigma)
-        return Prediction(
-            energy=out.energy.mean(axis=0),
-            energy_std=s_e * energy_std_raw,
-            energies=out.energies.mean(axis=0),
-            energies_std=s_e * _spread(out.energies),
-            forces=None if out.forces is None else out.forces.mean(axis=0),
-            forces_std=None if forces_std_raw is None else s_f * forces_std_raw,
-            stress=stress,
-            stress_std=stress_std,
-            energy_std_raw=energy_std_raw,
-            forces_std_raw=forces_std_raw,
+            stress = Prediction.of_members(sigma[:, :, VOIGT[0], VOIGT[1]])
+        return PotentialPrediction(
+            energy=energy.mean,
+            energy_std=s_e * energy.std,
+            energies=energies.mean,
+            energies_std=s_e * energies.std,
+            forces=None if forces is None else forces.mean,
+            forces_std=None if forces is None else s_f * forces.std,
+            stress=None if stress is None else stress.mean,
+            stress_std=None if stress is None else s_f * stress.std,
+            energy_std_raw=energy.std,
+            forces_std_raw=None if forces is None else forces.std,
             offsets=np.asarray(offsets),
             members=out if members else None,
         )

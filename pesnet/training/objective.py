@@ -98,77 +98,105 @@ def _stress_pullback(ds, c_s, w_s, weight, volume, strain, atom_config) -> np.nd
     return np.einsum("mnab,nfab->mnf", d_virial[:, atom_config], strain, optimize=True)
 
 
+def _energy_term(energy, batch: PreparedBatch, n, weight):
+    """w_E Σ_k c_k (ΔE_k/N_k)² / Σ_k c_k (M,), its metric sums, and (c, ΔE, Σc) for the
+    gradient; ``energy`` (M, n) eV, ``n`` (n,) atoms per configuration."""
+    c = batch.weights * batch.has_energy                                  # (M, n)
+    de = np.where(batch.has_energy, energy - batch.energy, 0.0)           # (M, n)
+    de_atom = de / n
+    w_e = c.sum(axis=1)                                                   # (M,)
+    loss = weight * _safe_div((c * de_atom**2).sum(axis=1), w_e)
+    labelled = batch.has_energy
+    sums = dict(energy_sq=(de_atom[:, labelled] ** 2).sum(axis=1),
+                energy_abs=np.abs(de_atom[:, labelled]).sum(axis=1), n_energy=int(labelled.sum()))
+    return loss, sums, (c, de, w_e)
+
+
+def _force_term(forces, batch: PreparedBatch, atom_config, weight):
+    """w_F Σ_k c_k Σ_i |ΔF_i|² / (3 Σ_k c_k N_k^F) (M,), its metric sums, and (c_atom, ΔF,
+    3 Σ c N^F) for the gradient; ``forces`` (M, N, 3) eV/Å."""
+    df = np.where(batch.has_forces[None, :, None], forces - batch.forces, 0.0)
+    c_atom = batch.weights[:, atom_config] * batch.has_forces            # (M, N)
+    w_f = 3.0 * c_atom.sum(axis=1)                                        # (M,)
+    per_atom_sq = (df**2).sum(axis=2)                                     # (M, N)
+    loss = weight * _safe_div((c_atom * per_atom_sq).sum(axis=1), w_f)
+    sums = dict(force_sq=per_atom_sq.sum(axis=1), force_abs=np.abs(df).sum(axis=(1, 2)),
+                n_force=int(3 * batch.has_forces.sum()))
+    return loss, sums, (c_atom, df, w_f)
+
+
+def _stress_term(virial, batch: PreparedBatch, weight):
+    """w_S Σ_k c_k^S |Δσ_k|² / (6 Σ_k c_k^S) (M,) with σ_k = W_k / V_k, its metric sums, and
+    (Δσ, c^S, 6 Σ c^S) for the gradient; ``virial`` (M, n, 3, 3) eV."""
+    sigma = virial[:, :, VOIGT[0], VOIGT[1]] / batch.volume[None, :, None]
+    ds = np.where(batch.has_stress[None, :, None], sigma - batch.stress, 0.0)  # (M, n, 6)
+    c_s = batch.weights * batch.has_stress                                # (M, n)
+    w_s = 6.0 * c_s.sum(axis=1)                                           # (M,)
+    per_config_sq = (ds**2).sum(axis=2)                                   # (M, n)
+    loss = weight * _safe_div((c_s * per_config_sq).sum(axis=1), w_s)
+    sums = dict(stress_sq=per_config_sq.sum(axis=1), stress_abs=np.abs(ds).sum(axis=(1, 2)),
+                n_stress=int(6 * batch.has_stress.sum()))
+    return loss, sums, (ds, c_s, w_s)
+
+
+def _gradients(potential, batch: PreparedBatch, caches, weights: LossWeights, n, atom_config,
+               energy_parts, force_parts, stress_parts) -> dict:
+    """{Z: (M, P)} weight gradients of the loss (module doc): ∂L/∂y_i = ∂L/∂E_k for every atom
+    i of configuration k, u_i from the force and stress terms, one backward pass per element."""
+    c, de, w_e = energy_parts
+    d_energy = 2.0 * weights.energy * _safe_div(c * de, (n**2)[None, :] * w_e[:, None])  # (M, n)
+    gy = d_energy[:, atom_config]                                         # (M, N)
+    u = None
+    if force_parts is not None:
+        c_atom, df, w_f = force_parts
+        scale = np.where(w_f > 0, 2.0 * weights.forces / np.where(w_f > 0, w_f, 1.0), 0.0)
+        d_forces = (scale[:, None] * c_atom)[:, :, None] * df             # ∂L/∂F (M, N, 3)
+        u = batch.operator.pullback(d_forces)                             # (M, N, F)
+    if stress_parts is not None:
+        ds, c_s, w_s = stress_parts
+        u_stress = _stress_pullback(ds, c_s, w_s, weights.stress, batch.volume,
+                                    batch.features.strain, atom_config)
+        u = u_stress if u is None else u + u_stress
+    grads = {}
+    for z, cache in caches.items():
+        rows = batch.features.elements[z].rows
+        net = potential.networks[z]
+        g_y = gy[:, rows, None]
+        grads[z] = (net.backward(cache, g_y) if u is None
+                    else net.backward_with_tangent(cache, u[:, rows], g_y=g_y))
+    return grads
+
+
 def batch_loss(potential, batch: PreparedBatch, weights: LossWeights = LossWeights(),
                gradients: bool = True) -> BatchResult:
     """Loss of every member on ``batch`` and, if asked, its gradient for each element's
-    parameters (see the module doc)."""
+    parameters (see the module doc): L = L_E + L_F + L_S, each term from its own function."""
     fb = batch.features
     use_forces = weights.forces > 0 and batch.operator is not None
     use_stress = (weights.stress > 0 and batch.has_stress is not None
                   and bool(batch.has_stress.any()) and fb.strain is not None)
     energies, g, caches = potential.forward(fb, input_gradient=use_forces or use_stress)
-    offsets = fb.offsets
-    energy = np.add.reduceat(energies, offsets[:-1], axis=1)             # (M, n)
-    c = batch.weights * batch.has_energy                                  # (M, n)
+    energy = np.add.reduceat(energies, fb.offsets[:-1], axis=1)          # (M, n)
     n = batch.n_atoms.astype(float)
-    de = np.where(batch.has_energy, energy - batch.energy, 0.0)           # (M, n)
-    de_atom = de / n
-    w_e = c.sum(axis=1)                                                   # (M,)
-    loss = weights.energy * _safe_div((c * de_atom**2).sum(axis=1), w_e)
-    labelled_e = batch.has_energy
-    result = dict(
-        energy_sq=(de_atom[:, labelled_e] ** 2).sum(axis=1),
-        energy_abs=np.abs(de_atom[:, labelled_e]).sum(axis=1),
-        n_energy=int(labelled_e.sum()),
-    )
+    loss, sums, energy_parts = _energy_term(energy, batch, n, weights.energy)
     atom_config = np.repeat(np.arange(len(n)), batch.n_atoms)
+    force_parts = stress_parts = None
     if use_forces:
         # member-major copy: the operator returns a member-minor view, and sums over the atom
         # axis of such a view depend on M (pairwise vs sequential order); contiguous rows
         # make every member's loss independent of the others (groups == one fit, bit for bit)
         forces = np.ascontiguousarray(batch.operator.forces(g))           # (M, N, 3)
-        df = np.where(batch.has_forces[None, :, None], forces - batch.forces, 0.0)
-        c_atom = batch.weights[:, atom_config] * batch.has_forces        # (M, N)
-        w_f = 3.0 * c_atom.sum(axis=1)                                    # (M,)
-        per_atom_sq = (df**2).sum(axis=2)                                 # (M, N)
-        loss = loss + weights.forces * _safe_div((c_atom * per_atom_sq).sum(axis=1), w_f)
-        result.update(force_sq=per_atom_sq.sum(axis=1), force_abs=np.abs(df).sum(axis=(1, 2)),
-                      n_force=int(3 * batch.has_forces.sum()))
+        f_loss, f_sums, force_parts = _force_term(forces, batch, atom_config, weights.forces)
+        loss = loss + f_loss
+        sums.update(f_sums)
     else:
         m = energy.shape[0]
-        result.update(force_sq=np.zeros(m), force_abs=np.zeros(m), n_force=0)
+        sums.update(force_sq=np.zeros(m), force_abs=np.zeros(m), n_force=0)
     if use_stress:
-        virial = strain_gradient(g, fb.strain, offsets)                  # (M, n, 3, 3) eV
-        sigma = virial[:, :, VOIGT[0], VOIGT[1]] / batch.volume[None, :, None]
-        ds = np.where(batch.has_stress[None, :, None], sigma - batch.stress, 0.0)  # (M, n, 6)
-        c_s = batch.weights * batch.has_stress                            # (M, n)
-        w_s = 6.0 * c_s.sum(axis=1)                                       # (M,)
-        per_config_sq = (ds**2).sum(axis=2)                               # (M, n)
-        loss = loss + weights.stress * _safe_div((c_s * per_config_sq).sum(axis=1), w_s)
-        result.update(stress_sq=per_config_sq.sum(axis=1), stress_abs=np.abs(ds).sum(axis=(1, 2)),
-                      n_stress=int(6 * batch.has_stress.sum()))
-
-    grads = None
-    if gradients:
-        denominator = (n**2)[None, :] * w_e[:, None]
-        d_energy = 2.0 * weights.energy * _safe_div(c * de, denominator)  # (M, n)
-        gy = d_energy[:, atom_config]                                     # (M, N)
-        u = None
-        if use_forces:
-            scale = np.where(w_f > 0, 2.0 * weights.forces / np.where(w_f > 0, w_f, 1.0), 0.0)
-            d_forces = (scale[:, None] * c_atom)[:, :, None] * df         # (M, N, 3)
-            u = batch.operator.pullback(d_forces)                         # (M, N, F)
-        if use_stress:
-            u_stress = _stress_pullback(ds, c_s, w_s, weights.stress, batch.volume,
-                                        fb.strain, atom_config)
-            u = u_stress if u is None else u + u_stress
-        grads = {}
-        for z, cache in caches.items():
-            rows = fb.elements[z].rows
-            net = potential.networks[z]
-            g_y = gy[:, rows, None]
-            if u is None:
-                grads[z] = net.backward(cache, g_y)
-            else:
-                grads[z] = net.backward_with_tangent(cache, u[:, rows], g_y=g_y)
-    return BatchResult(loss=loss, grads=grads, **result)
+        virial = strain_gradient(g, fb.strain, fb.offsets)                # (M, n, 3, 3) eV
+        s_loss, s_sums, stress_parts = _stress_term(virial, batch, weights.stress)
+        loss = loss + s_loss
+        sums.update(s_sums)
+    grads = (_gradients(potential, batch, caches, weights, n, atom_config, energy_parts,
+                        force_parts, stress_parts) if gradients else None)
+    return BatchResult(loss=loss, grads=grads, **sums)

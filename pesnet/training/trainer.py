@@ -33,6 +33,7 @@ from pesnet.errors import InputError
 from pesnet.nn.initializers import BOOTSTRAP, member_rng
 from pesnet.nn.mlp import MLP
 from pesnet.nn.optimizers import clip_grad_norm, get_optimizer
+from pesnet.nn.prediction import committee_std
 from pesnet.nn.schedules import get_schedule
 from pesnet.potential.calibration import fit_spread_scale
 from pesnet.potential.model import Potential
@@ -151,19 +152,18 @@ def _pass(potential, batches, weights, optimizer=None, state=None, lr=None, clip
 
 
 def _ensemble_errors(potential, batches):
-    """Validation errors of the ensemble mean: energy per atom and force components."""
-    e_err, f_err, e_std, f_std, n_members = [], [], [], [], potential.n_members
+    """Validation errors of the ensemble mean and committee spreads (ddof = 1): energy per
+    atom and force components."""
+    e_err, f_err, e_std, f_std = [], [], [], []
     for batch in batches:
         out = potential.evaluate(batch.features, forces=batch.operator is not None,
                                  operator=batch.operator)
         de = (out.energy.mean(axis=0) - batch.energy) / batch.n_atoms
         e_err.append(de[batch.has_energy])
-        e_std.append((out.energy.std(axis=0, ddof=1) / batch.n_atoms)[batch.has_energy]
-                     if n_members > 1 else np.zeros(int(batch.has_energy.sum())))
+        e_std.append((committee_std(out.energy) / batch.n_atoms)[batch.has_energy])
         if out.forces is not None:
             f_err.append((out.forces.mean(axis=0) - batch.forces)[batch.has_forces].ravel())
-            f_std.append((out.forces.std(axis=0, ddof=1) if n_members > 1
-                          else np.zeros_like(out.forces[0]))[batch.has_forces].ravel())
+            f_std.append(committee_std(out.forces)[batch.has_forces].ravel())
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
     return cat(e_err), cat(f_err), cat(e_std), cat(f_std)
 
@@ -179,24 +179,11 @@ def _fit_calibration(potential, val, settings: TrainSettings) -> dict:
             else 1.0}
 
 
-def train_potential(features_path, settings: TrainSettings | None = None, dataset_path=None,
-                    callbacks=(), checkpoint_path=None, resume: bool = False,
-                    members=None) -> TrainingResult:
-    """Fit an ensemble potential (see the module doc); returns the trained, calibrated model.
-
-    ``members=(start, stop)`` trains only members start..stop-1 of the ensemble of
-    ``settings.n_members`` (metadata ``members`` records the range, history arrays have
-    stop - start entries); the calibration is then left at 1: join the groups with
-    :func:`assemble_members` and call :func:`calibrate`.
-    """
-    settings = settings or TrainSettings()
-    start, stop = _member_range(settings, members)
-    subset = {} if (start, stop) == (0, settings.n_members) else {"members": (start, stop)}
-    n_local = stop - start
+def _open_inputs(features_path, dataset_path, settings: TrainSettings):
+    """(features, labels, split, dataset path), refused when the loss needs derivatives the
+    features file lacks or the validation split is empty."""
     features, labels, split, dataset_path = open_training_inputs(features_path, dataset_path)
-    use_forces = settings.force_weight > 0
-    use_stress = settings.stress_weight > 0
-    if (use_forces or use_stress) and not features.has_derivatives:
+    if (settings.force_weight > 0 or settings.stress_weight > 0) and not features.has_derivatives:
         features.close()
         raise InputError(f"{features_path}: has no derivatives (featurized with "
                          f"--no-derivatives); set force_weight = stress_weight = 0 or "
@@ -204,6 +191,12 @@ def train_potential(features_path, settings: TrainSettings | None = None, datase
     if len(split.validation) == 0:
         features.close()
         raise InputError("the validation split is empty; early stopping and calibration need it")
+    return features, labels, split, dataset_path
+
+
+def _prepared(features, labels, split, settings: TrainSettings, subset: dict, n_local: int):
+    """The untrained potential and the training and validation batches held in memory."""
+    use_forces, use_stress = settings.force_weight > 0, settings.stress_weight > 0
     with features:
         potential = build_potential(features, labels, split, settings, **subset)
         bootstrap = _bootstrap(settings, len(split.train), **subset)
@@ -211,59 +204,44 @@ def train_potential(features_path, settings: TrainSettings | None = None, datase
                                 n_local, settings.seed, bootstrap, use_forces, use_stress)
         val = prepare_batches(features, labels, split.validation, max(settings.batch_size, 16),
                               n_local, settings.seed, None, use_forces, use_stress)
-    optimizer = get_optimizer(settings.optimizer, learning_rate=settings.learning_rate)
-    schedule = get_schedule(settings.schedule)
-    schedule.reset(n_local)
-    state = _State(potential, optimizer, n_local)
-    if resume:
-        if checkpoint_path is None or not Path(checkpoint_path).is_file():
-            raise InputError(f"cannot resume: no checkpoint at {checkpoint_path}")
-        _check_checkpoint_members(checkpoint_path, start, stop)
-        ckpt.restore(checkpoint_path, potential, state, schedule, settings)
-    weights = LossWeights(settings.energy_weight, settings.force_weight, settings.stress_weight)
-    for callback in callbacks:
-        getattr(callback, "on_train_begin", lambda **kw: None)(
-            settings=settings, n_train=len(split.train), n_validation=len(split.validation),
-            n_test=len(split.test), start_epoch=state.epoch + 1)
+    return potential, train, val
 
-    for epoch in range(state.epoch + 1, settings.epochs):
-        if not state.active.any():
-            break
-        started = time.perf_counter()
-        factors = schedule.factors(epoch) * state.active
-        lr = (optimizer.learning_rate * factors)[:, None]
-        order = np.random.default_rng([settings.seed, epoch]).permutation(len(train))
-        t_loss, t_e, t_f = _pass(potential, train, weights, optimizer, state, lr,
-                                 settings.clip_norm, order)
-        v_loss, v_e, v_f = _pass(potential, val, weights)
-        e_err, f_err, _, _ = _ensemble_errors(potential, val)
-        schedule.observe(v_loss)
-        improved = state.active & (v_loss < state.best_loss)
-        state.best_loss[improved] = v_loss[improved]
-        state.best_epoch[improved] = epoch
-        state.wait[improved] = 0
-        state.wait[state.active & ~improved] += 1
-        for z, net in potential.networks.items():
-            state.best_params[z][improved] = net.params[improved]
-        state.active &= state.wait < settings.patience
-        state.epoch = epoch
-        record = EpochRecord(
-            epoch, t_loss, t_e, t_f, v_loss, v_e, v_f,
-            float(np.mean(np.abs(e_err))) if len(e_err) else float("nan"),
-            float(np.mean(np.abs(f_err))) if len(f_err) else float("nan"),
-            lr[:, 0].copy(), state.active.copy(), time.perf_counter() - started)
-        state.history.append(record)
-        for callback in callbacks:
-            getattr(callback, "on_epoch_end", lambda record: None)(record)
-        if checkpoint_path and settings.checkpoint_every and (epoch + 1) % settings.checkpoint_every == 0:
-            ckpt.save(checkpoint_path, potential, state, schedule, settings)
 
-    # best weights, then calibrate the spread on the validation split (whole ensembles only)
+def _train_epoch(epoch, potential, train, val, weights, optimizer, schedule, state,
+                 settings: TrainSettings) -> EpochRecord:
+    """One epoch: a training pass in the order drawn from (seed, epoch) with learning rates
+    η_m = η f_m(t) (0 for retired members), a validation pass, and the early-stopping update:
+    member m improves when active and L_m^val < L*_m, retires after ``patience`` epochs
+    without improving."""
+    started = time.perf_counter()
+    factors = schedule.factors(epoch) * state.active
+    lr = (optimizer.learning_rate * factors)[:, None]
+    order = np.random.default_rng([settings.seed, epoch]).permutation(len(train))
+    t_loss, t_e, t_f = _pass(potential, train, weights, optimizer, state, lr,
+                             settings.clip_norm, order)
+    v_loss, v_e, v_f = _pass(potential, val, weights)
+    e_err, f_err, _, _ = _ensemble_errors(potential, val)
+    schedule.observe(v_loss)
+    improved = state.active & (v_loss < state.best_loss)
+    state.best_loss[improved] = v_loss[improved]
+    state.best_epoch[improved] = epoch
+    state.wait[improved] = 0
+    state.wait[state.active & ~improved] += 1
     for z, net in potential.networks.items():
-        net.params[...] = state.best_params[z]
-    potential.calibration = ({"energy": 1.0, "forces": 1.0} if subset
-                             else _fit_calibration(potential, val, settings))
-    potential.metadata = {
+        state.best_params[z][improved] = net.params[improved]
+    state.active &= state.wait < settings.patience
+    state.epoch = epoch
+    return EpochRecord(
+        epoch, t_loss, t_e, t_f, v_loss, v_e, v_f,
+        float(np.mean(np.abs(e_err))) if len(e_err) else float("nan"),
+        float(np.mean(np.abs(f_err))) if len(f_err) else float("nan"),
+        lr[:, 0].copy(), state.active.copy(), time.perf_counter() - started)
+
+
+def _metadata(potential, settings: TrainSettings, features, split, state, subset) -> dict:
+    """What the model file records of the fit: version, settings, seeds, split, dataset
+    digest, best epochs and losses (and the member range of a group)."""
+    metadata = {
         "pesnet_version": __version__,
         "settings": settings.to_dict(),
         "seeds": {"ensemble": settings.seed,
@@ -277,11 +255,63 @@ def train_potential(features_path, settings: TrainSettings | None = None, datase
         "epochs_run": state.epoch + 1,
     }
     if subset:
-        potential.metadata["members"] = [start, stop]
+        metadata["members"] = list(subset["members"])
+    return metadata
+
+
+def _notify(callbacks, hook: str, *args, **kwargs) -> None:
+    """Call ``hook`` on every callback that has it."""
+    for callback in callbacks:
+        getattr(callback, hook, lambda *a, **kw: None)(*args, **kwargs)
+
+
+def train_potential(features_path, settings: TrainSettings | None = None, dataset_path=None,
+                    callbacks=(), checkpoint_path=None, resume: bool = False,
+                    members=None) -> TrainingResult:
+    """Fit an ensemble potential (see the module doc); returns the trained, calibrated model.
+
+    ``members=(start, stop)`` trains only members start..stop-1 of the ensemble of
+    ``settings.n_members`` (metadata ``members`` records the range, history arrays have
+    stop - start entries); the calibration is then left at 1: join the groups with
+    :func:`assemble_members` and call :func:`calibrate`.
+    """
+    settings = settings or TrainSettings()
+    start, stop = _member_range(settings, members)
+    subset = {} if (start, stop) == (0, settings.n_members) else {"members": (start, stop)}
+    features, labels, split, dataset_path = _open_inputs(features_path, dataset_path, settings)
+    potential, train, val = _prepared(features, labels, split, settings, subset, stop - start)
+    optimizer = get_optimizer(settings.optimizer, learning_rate=settings.learning_rate)
+    schedule = get_schedule(settings.schedule)
+    schedule.reset(stop - start)
+    state = _State(potential, optimizer, stop - start)
+    if resume:
+        if checkpoint_path is None or not Path(checkpoint_path).is_file():
+            raise InputError(f"cannot resume: no checkpoint at {checkpoint_path}")
+        _check_checkpoint_members(checkpoint_path, start, stop)
+        ckpt.restore(checkpoint_path, potential, state, schedule, settings)
+    weights = LossWeights(settings.energy_weight, settings.force_weight, settings.stress_weight)
+    _notify(callbacks, "on_train_begin", settings=settings, n_train=len(split.train),
+            n_validation=len(split.validation), n_test=len(split.test),
+            start_epoch=state.epoch + 1)
+    for epoch in range(state.epoch + 1, settings.epochs):
+        if not state.active.any():
+            break
+        record = _train_epoch(epoch, potential, train, val, weights, optimizer, schedule,
+                              state, settings)
+        state.history.append(record)
+        _notify(callbacks, "on_epoch_end", record)
+        if checkpoint_path and settings.checkpoint_every and (epoch + 1) % settings.checkpoint_every == 0:
+            ckpt.save(checkpoint_path, potential, state, schedule, settings)
+
+    # best weights, then calibrate the spread on the validation split (whole ensembles only)
+    for z, net in potential.networks.items():
+        net.params[...] = state.best_params[z]
+    potential.calibration = ({"energy": 1.0, "forces": 1.0} if subset
+                             else _fit_calibration(potential, val, settings))
+    potential.metadata = _metadata(potential, settings, features, split, state, subset)
     if checkpoint_path:
         ckpt.save(checkpoint_path, potential, state, schedule, settings)
-    for callback in callbacks:
-        getattr(callback, "on_train_end", lambda potential, history: None)(potential, state.history)
+    _notify(callbacks, "on_train_end", potential, state.history)
     return TrainingResult(potential, state.history, split, dataset_path)
 
 
