@@ -1,7 +1,7 @@
 """The steps of a pipeline and the content hashes that let a step be skipped.
 
 ingest → featurize → train → evaluate → log → register; what they share (keys, state,
-context) is in :mod:`pesnet.pipeline.step_base`.
+context, the engine running them) is in :mod:`pesnet.pipeline.engine`.
 
 The MLflow steps (log, register) run whenever the pipeline did any work in this invocation,
 so every MLflow run is complete on its own (curves are replayed from ``history.json`` when
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pesnet.errors import InputError
 from pesnet.fileio import atomic_output
-from pesnet.pipeline.step_base import Step, StepResult
+from pesnet.pipeline.engine import Step, StepResult
 from pesnet.tracking.store import TrackingError
 from pesnet.training.records import history_to_json, read_history
 

@@ -16,7 +16,6 @@ Nothing here imports MLflow at module import time (it costs ~1.5 s).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from pesnet.errors import PesnetError
+from pesnet.fileio import file_lock
 
 #: Directory (relative to the working directory) of the default store.
 STORE_DIR = "mlruns"
@@ -96,13 +96,8 @@ def store_lock(uri: str):
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(path.with_name(path.name + ".lock")):
+        yield
 
 
 def configure_mlflow(quiet: bool = True) -> None:
