@@ -144,13 +144,14 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
 
 
 def client(uri: str):
-    """An ``MlflowClient`` for ``uri``; its first contact with a SQLite store (which may
-    create the schema) happens under :func:`store_lock`."""
+    """An ``MlflowClient`` for ``uri``, its Model Registry too (MLflow's global URIs are not
+    read); its first contact with a SQLite store (which may create the schema) happens under
+    :func:`store_lock`."""
     from mlflow import MlflowClient
 
     configure_mlflow(quiet=False)
     with store_lock(uri):
-        mlflow_client = MlflowClient(tracking_uri=uri)
+        mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         mlflow_client.search_experiments(max_results=1)  # opens (and migrates) the store
     return mlflow_client
 
@@ -190,7 +191,10 @@ def get_or_create_experiment(mlflow_client, uri: str, name: str) -> str:
 def using_tracking_uri(uri: str):
     """Point MLflow's global (fluent) API at ``uri`` for the duration; restore afterwards.
 
-    Needed only for the few MLflow calls that have no client form (logging a model).
+    Needed only where MLflow has no client form: logging a model
+    (:meth:`~pesnet.tracking.session.TrackingSession.log_pyfunc`), and registering one, whose
+    SQL registry looks the logged model up through the global URI. Everything else passes the
+    store explicitly.
     """
     import mlflow
 
