@@ -69,6 +69,7 @@ from pesnet.pipeline.engine import (
     plan,
     run_dir_lock,
 )
+from pesnet.pipeline.executors import executor_for
 from pesnet.pipeline.exploration import (
     append_configurations,
     explore,
@@ -385,7 +386,7 @@ def _retrain(shared: Rounds, k, directory: Path, record: dict, al_metrics: dict,
     tag = f"round {k}/{shared.n_rounds}"
     copy_spec(shared.pipeline, directory)
     ctx = Context(shared.pipeline, directory, StepState(directory), shared.uri,
-                  shared.progress, compute=shared.pipeline.spec.compute)
+                  shared.progress, executor=executor_for(shared.pipeline.spec.compute))
     steps = [s for s in STEPS if s.name != "ingest"]
     stale = plan(ctx, [s for s in steps if not s.tracking], stale=not reuse)
     if not any(stale.values()):
@@ -402,8 +403,7 @@ def _retrain(shared: Rounds, k, directory: Path, record: dict, al_metrics: dict,
         done = execute(ctx, steps, forced={n for n, s in stale.items() if s},
                        track_always=True, report=_round_printer(shared, tag))
     finally:
-        if ctx.cluster is not None:
-            ctx.cluster.close()
+        ctx.executor.close()
     if done.failure is not None:
         if ctx.session is not None:
             ctx.session.end("FAILED", f"{type(done.failure).__name__}: {done.failure}")

@@ -30,6 +30,7 @@ from typing import NamedTuple
 from pesnet import __version__
 from pesnet.errors import InputError, PesnetError
 from pesnet.fileio import atomic_output, file_lock, sha256_file
+from pesnet.pipeline.executors import InProcess
 from pesnet.pipeline.spec import Pipeline
 from pesnet.tracking.store import TrackingError
 
@@ -86,7 +87,8 @@ class StepState:
 # -- context -------------------------------------------------------------------------------
 @dataclass
 class Context:
-    """What the steps share: the spec, the run directory, the state, the tracking session."""
+    """What the steps share: the spec, the run directory, the state, the tracking session and
+    the executor of the heavy work."""
 
     pipeline: Pipeline
     run_dir: Path
@@ -97,20 +99,10 @@ class Context:
     tracking_error: str | None = None
     trained_live: bool = False  # learning curves were streamed to the session
     ran: list = field(default_factory=list)
-    compute: object = None  # ComputeSpec: featurize and train on a Dask cluster (None: here)
-    cluster: object = None  # pesnet.distributed Cluster, opened by the first step needing it
+    executor: object = field(default_factory=InProcess)  # or a Dask executor (.executors)
 
     def path(self, name: str) -> Path:
         return self.run_dir / name
-
-    def dask(self):
-        """The cluster of ``compute``, started or connected to on first use."""
-        if self.cluster is None:
-            from pesnet.distributed.cluster import open_cluster
-
-            c = self.compute
-            self.cluster = open_cluster(c.scheduler, c.workers, c.threads_per_worker, c.retries)
-        return self.cluster
 
     @property
     def spec(self):

@@ -33,6 +33,7 @@ from pesnet.pipeline.engine import (
     plan,
     run_dir_lock,
 )
+from pesnet.pipeline.executors import executor_for
 from pesnet.pipeline.ownership import check_owner, claim_run_dir
 from pesnet.pipeline.spec import Pipeline
 from pesnet.pipeline.steps import read_metrics, steps_for
@@ -99,7 +100,7 @@ def run_pipeline(pipeline: Pipeline, run_dir=None, force: bool = False, tracking
         claim_run_dir(run_dir, pipeline.path)
         copy_spec(pipeline, run_dir)
         ctx = Context(pipeline, run_dir, StepState(run_dir), uri, progress,
-                      compute=compute or pipeline.spec.compute)
+                      executor=executor_for(compute or pipeline.spec.compute))
         steps = steps_for(ctx.spec)
         work = any(plan(ctx, steps, stale=force).values())
         recorder = _recorder(ctx, err)
@@ -110,8 +111,7 @@ def run_pipeline(pipeline: Pipeline, run_dir=None, force: bool = False, tracking
             done = execute(ctx, steps, forced={s.name for s in steps} if force else (),
                            track_always=work, report=_printer(out))
         finally:
-            if ctx.cluster is not None:
-                ctx.cluster.close()
+            ctx.executor.close()
     failure = None
     if done.failure is not None:
         failure = PipelineError(f"{done.failed[-1].name} failed: {done.failure}")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pesnet.distributed.cluster import raise_cluster_error
+from pesnet.distributed.executor import DaskExecutor
 from pesnet.errors import InputError, PesnetError
 from pesnet.fileio import atomic_output
 from pesnet.pipeline.engine import Context, StepState, execute, run_dir_lock
@@ -178,8 +179,7 @@ class SweepResult(NamedTuple):
         return min(done, key=lambda p: p.metrics[key]) if done else None
 
 
-def _prepare_features(pipeline, points_pipelines, run_dir: Path, cluster, compute, progress,
-                      out):
+def _prepare_features(pipeline, points_pipelines, run_dir: Path, cluster, progress, out):
     """Ingest and featurize once (skipped when up to date), on the cluster, by the step
     engine."""
     from pesnet.pipeline.spec import Pipeline
@@ -190,7 +190,7 @@ def _prepare_features(pipeline, points_pipelines, run_dir: Path, cluster, comput
                   None)
     spec = (forces or pipeline).spec
     ctx = Context(Pipeline(spec, pipeline.path, pipeline.text), run_dir, StepState(run_dir),
-                  None, progress, compute=compute, cluster=cluster)
+                  None, progress, executor=DaskExecutor(cluster=cluster))
 
     def report(k, n, outcome, error) -> None:
         if outcome.status == "up to date":
@@ -276,8 +276,7 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
                                               compute.retries) as cluster:
         print(f"pesnet sweep {pipeline.name}: {len(points)} points on {cluster.describe()}",
               file=out, flush=True)
-        files = _prepare_features(pipeline, pipelines, run_dir, cluster, compute, progress,
-                                  out)
+        files = _prepare_features(pipeline, pipelines, run_dir, cluster, progress, out)
         uri = resolve_tracking_uri(tracking_uri) if tracking else None
         recorder = _recorder(uri, pipeline, grid, points, pipelines, err)
         futures = _submit(cluster, pipelines, *files, split)
