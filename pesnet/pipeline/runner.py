@@ -103,8 +103,8 @@ def run_pipeline(pipeline: Pipeline, run_dir=None, force: bool = False, tracking
                       executor=executor_for(compute or pipeline.spec.compute))
         steps = steps_for(ctx.spec)
         work = any(plan(ctx, steps, stale=force).values())
-        recorder = _recorder(ctx, err)
-        if work and uri is not None:
+        recorder = _recorder(ctx, err) if work and uri is not None else None
+        if recorder is not None:
             ctx.session = recorder.open()
             ctx.tracking_error = recorder.error
         try:
@@ -112,13 +112,13 @@ def run_pipeline(pipeline: Pipeline, run_dir=None, force: bool = False, tracking
                            track_always=work, report=_printer(out))
         finally:
             ctx.executor.close()
-    failure = None
-    if done.failure is not None:
-        failure = PipelineError(f"{done.failed[-1].name} failed: {done.failure}")
-        failure.__cause__ = done.failure
-    failed = done.failed
-    recorder.close("FAILED" if failed else "FINISHED", str(failure) if failure else
-                   (f"{failed[0].name} failed: {failed[0].summary}" if failed else None))
+        failure, failed = None, done.failed
+        if done.failure is not None:
+            failure = PipelineError(f"{failed[-1].name} failed: {done.failure}")
+            failure.__cause__ = done.failure
+        if recorder is not None:
+            recorder.close("FAILED" if failed else "FINISHED", str(failure) if failure else
+                           (f"{failed[0].name} failed: {failed[0].summary}" if failed else None))
     if failure is not None:
         raise failure
     return _result(ctx, done.outcomes)
