@@ -2,12 +2,14 @@
 
 Writers produce their output in a temporary file in the destination's directory and rename it
 over the destination only when everything succeeded (``os.replace`` is atomic on POSIX when
-both paths are on one file system, which the same directory guarantees).
+both paths are on one file system, which the same directory guarantees). One process at a time
+holds a :func:`file_lock` (an exclusive ``flock``; the kernel releases it if the process dies).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -54,6 +56,21 @@ def atomic_output(path, suffix: str | None = None):
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def file_lock(path, wait: bool = True):
+    """Hold an exclusive ``flock`` of the file ``path`` (created, with its directory, if
+    missing) for the block. ``wait=False``: raise :class:`BlockingIOError` at once if another
+    process holds it, instead of waiting."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check_output_path(path) -> Path:

@@ -85,7 +85,8 @@ def test_using_tracking_uri_restores_the_environment(monkeypatch):
 
 def test_pesnet_and_its_cli_do_not_import_mlflow():
     code = ("import sys, pesnet, pesnet.pipeline.runner, pesnet.tracking.session, "
-            "pesnet.tracking.callback, pesnet.tracking.registry, pesnet.tracking.query\n"
+            "pesnet.tracking.callback, pesnet.tracking.servers, pesnet.tracking.query, "
+            "pesnet.tracking.recorder, pesnet.tracking.model_loading\n"
             "from pesnet.cli.main import build_parser; build_parser()\n"
             "heavy = [m for m in ('mlflow', 'matplotlib', 'pandas') if m in sys.modules]\n"
             "assert not heavy, heavy")
@@ -95,21 +96,21 @@ def test_pesnet_and_its_cli_do_not_import_mlflow():
 
 
 def test_server_commands_bind_loopback_and_find_uvicorn():
-    from pesnet.tracking import registry
+    from pesnet.tracking import servers
 
-    serve = registry.serve_command(port=5123)
+    serve = servers.serve_command(port=5123)
     assert serve[:3] == [sys.executable, "-m", "uvicorn"]
     assert serve[serve.index("--factory") + 1] == "pesnet.tracking.scoring:create_app"
     assert serve[serve.index("--host") + 1] == "127.0.0.1"
     assert serve[serve.index("--port") + 1] == "5123"
-    env = registry.serve_env("sqlite:////tmp/m.db", "/tmp/model", 500, 2.5, 30)
+    env = servers.serve_env("sqlite:////tmp/m.db", "/tmp/model", 500, 2.5, 30)
     assert env["PESNET_SERVE_MODEL"] == "/tmp/model" and env["PESNET_SERVE_MAX_ATOMS"] == "500"
     assert env["PESNET_SERVE_MAX_REQUEST_MB"] == "2.5"
     assert env["MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"] == "30"
-    ui = registry.ui_command("sqlite:////tmp/m.db")
+    ui = servers.ui_command("sqlite:////tmp/m.db")
     assert ui[ui.index("--host") + 1] == "127.0.0.1" and ui[ui.index("--workers") + 1] == "1"
     assert ui[ui.index("--backend-store-uri") + 1] == "sqlite:////tmp/m.db"
-    env = registry.server_env("sqlite:////tmp/m.db")
+    env = servers.server_env("sqlite:////tmp/m.db")
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     assert env["MLFLOW_TRACKING_URI"] == "sqlite:////tmp/m.db"
 
@@ -118,7 +119,7 @@ def test_busy_port_is_a_user_error():
     import socket
 
     from pesnet.errors import InputError
-    from pesnet.tracking.registry import check_port_free
+    from pesnet.tracking.servers import check_port_free
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -153,7 +154,7 @@ def test_foreground_server_group_is_stopped_on_sigterm(tmp_path):
     script = tmp_path / "wrapper.py"
     script.write_text(
         "import sys\n"
-        "from pesnet.tracking.registry import run_foreground\n"
+        "from pesnet.tracking.servers import run_foreground\n"
         "child = [sys.executable, '-c', 'import subprocess, sys, time; "
         "subprocess.Popen([sys.executable, \"-c\", \"import time; time.sleep(600)\"]); "
         "time.sleep(600)']\n"

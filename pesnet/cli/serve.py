@@ -52,15 +52,8 @@ def _limits(args) -> tuple[int, float, int]:
 def run(args) -> int:
     import tempfile
 
-    from pesnet.tracking.registry import (
-        check_port_free,
-        download_model,
-        example_request,
-        latest_version,
-        run_foreground,
-        serve_command,
-        serve_env,
-    )
+    from pesnet.tracking.model_loading import download_model, example_request, latest_version
+    from pesnet.tracking.servers import check_port_free, run_foreground, serve_command, serve_env
     from pesnet.tracking.store import configure_mlflow, resolve_tracking_uri
 
     max_atoms, max_mb, timeout = _limits(args)

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from pesnet.tracking.dashboard import dashboard_url
-    from pesnet.tracking.registry import check_port_free, run_foreground, server_env, ui_command
+    from pesnet.tracking.servers import check_port_free, run_foreground, server_env, ui_command
     from pesnet.tracking.store import describe, is_remote, resolve_tracking_uri, sqlite_path
 
     uri = resolve_tracking_uri(args.tracking_uri)

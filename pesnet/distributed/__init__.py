@@ -4,10 +4,12 @@ writes, bit for bit.
 
 Modules: :mod:`.cluster` (connect to a scheduler or start a local cluster), :mod:`.featurize`
 (configurations in chunks on the workers, written in order by the client), :mod:`.train`
-(member groups on the workers, assembled and calibrated by the client), :mod:`.sweep`
-(hyperparameter grids, one MLflow child run per point).
+(member groups on the workers, assembled and calibrated by the client), :mod:`.executor`
+(the two as the pipeline's Dask executor). Nothing here imports the workflows
+(:mod:`pesnet.pipeline`) or MLflow; the workflows hand these functions plain arguments.
 
-Only the pipeline (and ``pesnet sweep``) fans work out. Dask is an optional dependency
+Only the pipeline (and ``pesnet sweep``, whose grid points are tasks of its own) fans work
+out. Dask is an optional dependency
 (``pip install 'pesnet[dask]'``) and is imported inside functions only: without a
 ``[compute]`` section or ``--scheduler``, nothing imports it.
 """

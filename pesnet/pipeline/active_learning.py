@@ -21,8 +21,9 @@ run``; nothing is refitted when it is), then runs ``[active_learning] rounds`` r
 5. runs featurize → train → evaluate (→ MLflow log → register) on it with the pipeline's
    settings, in ``RUN_DIR/active-learning/round-<k>/``.
 
-Steps 1–4 live in :mod:`pesnet.pipeline.exploration`; this module runs the rounds and tracks
-them.
+Steps 1–4 live in :mod:`pesnet.pipeline.exploration`; step 5 is the step engine
+(:mod:`pesnet.pipeline.engine`) and the MLflow runs are a
+:class:`~pesnet.tracking.recorder.Recorder`'s; this module runs the rounds.
 
 A round that picks nothing ends the loop: the ensemble is confident everywhere MD went.
 
@@ -58,9 +59,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pesnet.errors import InputError, PesnetError
+from pesnet.errors import InputError
 from pesnet.fileio import atomic_output, sha256_file
-from pesnet.pipeline.al_tracking import RoundTracker
+from pesnet.pipeline.engine import (
+    Context,
+    StepState,
+    copy_spec,
+    execute,
+    plan,
+    run_dir_lock,
+)
+from pesnet.pipeline.executors import executor_for
 from pesnet.pipeline.exploration import (
     append_configurations,
     explore,
@@ -70,10 +79,15 @@ from pesnet.pipeline.exploration import (
     seed_structures,
     select,
 )
-from pesnet.pipeline.spec import ActiveLearningSpec, Pipeline, resolve_path
+from pesnet.pipeline.spec import ActiveLearningSpec, Pipeline, flatten, resolve_path
+from pesnet.tracking.recorder import Recorder
+from pesnet.tracking.session import ROLE_TAG, source_tags
+from pesnet.tracking.store import TrackingError, resolve_tracking_uri
 
 #: Sub-directory of the run directory holding the rounds.
 AL_DIR = "active-learning"
+
+
 # -- rounds -----------------------------------------------------------------------------------
 class RoundResult(NamedTuple):
     round: int
@@ -105,6 +119,26 @@ class ActiveLearningResult(NamedTuple):
             if r.status != "converged":
                 return r.directory / "model.h5"
         return self.run_dir / "model.h5"
+
+
+class Rounds(NamedTuple):
+    """What every round of one active learning shares."""
+
+    pipeline: Pipeline
+    n_rounds: int
+    al_dir: Path
+    calculator: str  # the reference calculator's name
+    holdout: Path | None  # the ingested holdout files
+    initial_holdout: dict | None  # holdout metrics of the pipeline's own model
+    recorder: Recorder
+    uri: str | None
+    progress: bool
+    out: object
+
+
+def al_params(al: ActiveLearningSpec) -> dict:
+    """The ``[active_learning]`` table as flat MLflow params (``active_learning.<key>``)."""
+    return flatten({"active_learning": al.model_dump(mode="json")})
 
 
 def _round_key(prev_model: Path, prev_dataset: Path, al: ActiveLearningSpec, calculator: str,
@@ -161,12 +195,23 @@ def _line(out, text: str) -> None:
     print(text, file=out, flush=True)
 
 
+def _recorder(pipeline: Pipeline, uri, run_dir: Path, al_dir: Path, err) -> Recorder:
+    """The parent run (``pesnet.role = active-learning``) of the rounds' runs."""
+    tags = source_tags(pipeline.name, pipeline.path, pipeline.root, run_dir)
+    return Recorder(uri, pipeline.name,
+                    {"pipeline": pipeline.name, **al_params(pipeline.spec.active_learning)},
+                    {**tags, ROLE_TAG: "active-learning",
+                     "mlflow.runName": f"active-learning-{time.strftime('%Y%m%d-%H%M%S')}"},
+                    f"active learning of {pipeline.name}", command="pesnet active-learn",
+                    consequence=f"; the rounds go on and write their results to {al_dir}",
+                    err=err)
+
+
 def run_active_learning(pipeline: Pipeline, run_dir=None, rounds: int | None = None,
                         tracking: bool = True, tracking_uri: str | None = None,
                         progress: bool = True, out=None, err=None) -> ActiveLearningResult:
     """Bring the pipeline up to date, then run the active-learning rounds (module doc)."""
-    from pesnet.pipeline.runner import RUNS_DIR, run_dir_lock, run_pipeline
-    from pesnet.tracking.store import resolve_tracking_uri
+    from pesnet.pipeline.runner import RUNS_DIR, run_pipeline
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -185,9 +230,9 @@ def run_active_learning(pipeline: Pipeline, run_dir=None, rounds: int | None = N
     base = run_pipeline(pipeline, run_dir=run_dir, tracking=tracking, tracking_uri=uri,
                         progress=progress, out=out, err=err)
     al_dir = run_dir / AL_DIR
-    tracker = RoundTracker(pipeline, uri, run_dir, al_dir, err)
+    recorder = _recorder(pipeline, uri, run_dir, al_dir, err)
     if base.tracking_error:
-        tracker._fail(base.tracking_error)
+        recorder.fail(base.tracking_error)
     results = []
     status, message = "FINISHED", None
     with run_dir_lock(al_dir):
@@ -196,11 +241,12 @@ def run_active_learning(pipeline: Pipeline, run_dir=None, rounds: int | None = N
             initial_holdout = _score_holdout(run_dir / "model.h5", holdout)
             if initial_holdout:
                 _line(out, f"round 0: holdout MAE {_mae_text(initial_holdout)}")
-                tracker.initial = {f"holdout_{n}": v for n, v in initial_holdout.items()}
+                recorder.opening_metrics = {f"holdout_{n}": v for n, v in initial_holdout.items()}
+            shared = Rounds(pipeline, n_rounds, al_dir, calculator_name, holdout,
+                            initial_holdout, recorder, uri, progress, out)
             prev = run_dir
             for k in range(1, n_rounds + 1):
-                result = _run_round(pipeline, k, n_rounds, prev, al_dir, calculator_name,
-                                    holdout, tracker, initial_holdout, uri, progress, out)
+                result = _run_round(shared, k, prev)
                 results.append(result)
                 if result.status == "converged":
                     break
@@ -212,10 +258,9 @@ def run_active_learning(pipeline: Pipeline, run_dir=None, rounds: int | None = N
             status, message = "FAILED", f"{type(error).__name__}: {error}"
             raise
         finally:
-            tracker.end(status, message)
-    return ActiveLearningResult(run_dir, initial_holdout, results,
-                                tracker.parent.run_id if tracker.parent else None, uri,
-                                tracker.error)
+            recorder.close(status, message)
+    return ActiveLearningResult(run_dir, initial_holdout, results, recorder.run_id, uri,
+                                recorder.error)
 
 
 def _mae_text(m: dict) -> str:
@@ -223,167 +268,196 @@ def _mae_text(m: dict) -> str:
     return f"{1e3 * m['energy_mae_per_atom']:.2f} meV/atom{forces}"
 
 
-def _run_round(pipeline, k, n_rounds, prev: Path, al_dir: Path, calculator_name, holdout,
-               tracker, initial_holdout, uri, progress, out) -> RoundResult:
-    import ase.io
-
-    from pesnet.data.calculators import make_calculator
-    from pesnet.pipeline.step_base import Context, StepState
-    from pesnet.pipeline.steps import STEPS, read_metrics
-    from pesnet.potential.io import load_model
-    from pesnet.tracking.store import TrackingError
-
-    al = pipeline.spec.active_learning
-    tag = f"round {k}/{n_rounds}"
-    directory = al_dir / f"round-{k:02d}"
+def _run_round(shared: Rounds, k: int, prev: Path) -> RoundResult:
+    """Round ``k`` on the model and dataset of the directory ``prev`` (module doc, 1–5)."""
+    directory = shared.al_dir / f"round-{k:02d}"
     directory.mkdir(parents=True, exist_ok=True)
-    prev_model, prev_dataset = prev / "model.h5", prev / "dataset.h5"
-    model = load_model(prev_model)
-    seeds = seed_structures(pipeline, model, run_dir_dataset(al_dir))
-    key = _round_key(prev_model, prev_dataset, al, calculator_name, k, _seeds_digest(seeds))
-    record_path = directory / "round.json"
-    record = None
-    if record_path.is_file():
-        with contextlib.suppress(OSError, ValueError):
-            record = json.loads(record_path.read_text())
-    dataset = directory / "dataset.h5"
-    reuse = (record is not None and record.get("key") == key and
-             (record["n_picked"] == 0 or (dataset.is_file()
-                                          and sha256_file(dataset) == record["dataset_sha256"])))
-    if not reuse:
-        started = time.perf_counter()
-        threshold = al.threshold if al.threshold is not None else quantile_threshold(
-            model, prev_dataset, al.selection_quantile, al.seed)
-        found = explore(model, seeds, al, threshold, (al.seed, k), progress)
-        picked = select(found.candidates, al.min_spacing, al.max_new)
-        labelled, skipped = label(picked, make_calculator(calculator_name), f"al_round{k}")
-        record = {"key": key, "round": k, "threshold": threshold,
-                  "threshold_from": "threshold" if al.threshold is not None
-                  else f"quantile {al.selection_quantile} of the training set",
-                  "max_std": found.max_score, "n_frames": found.n_frames,
-                  "n_candidates": len(found.candidates), "n_trajectories_stopped": found.stopped,
-                  "n_picked": len(labelled), "skipped": skipped, "calculator": calculator_name,
-                  "picked": [{"trajectory": c.trajectory, "step": c.step,
-                              "temperature_K": c.temperature_K, "force_std_max": c.score}
-                             for c in picked],
-                  "previous_model": str(prev_model.resolve())}
-        if labelled:
-            selected = directory / "selected.extxyz"
-            with atomic_output(selected, suffix=".extxyz") as tmp:
-                ase.io.write(tmp, labelled, format="extxyz")
-            record["n_configs"] = append_configurations(prev_dataset, ase.io.read(
-                selected, index=":"), dataset, selected)
-            record["dataset_sha256"] = sha256_file(dataset)
-        with atomic_output(record_path, suffix=".json.tmp") as tmp:
-            tmp.write_text(json.dumps(record, indent=1))
-        skipped_text = f"; {len(skipped)} skipped ({skipped[0]})" if skipped else ""
-        stops = f", {found.stopped} trajectories stopped early" if found.stopped else ""
-        _line(out, f"{tag}: MD {found.n_frames} frames at "
-                   f"{'/'.join(f'{t:g}' for t in al.temperatures)} K{stops}: max σ_F "
-                   f"{found.max_score:.3f} eV/Å (threshold {threshold:.3f}); picked "
-                   f"{len(labelled)} of {len(found.candidates)} candidates, labelled with "
-                   f"{calculator_name}{skipped_text} ({time.perf_counter() - started:.1f} s)")
-    else:
-        _line(out, f"{tag}: labelled frames up to date ({record['n_picked']} picked)")
+    record, reuse = _labelled_frames(shared, k, prev, directory)
     al_metrics = {"al_threshold": record["threshold"], "al_max_std": record["max_std"],
                   "al_n_candidates": record["n_candidates"], "al_n_picked": record["n_picked"]}
     if record["n_picked"] == 0:
-        _line(out, f"{tag}: nothing above the threshold: converged, no retraining")
-        run_id = None
-        if not reuse:
-            session = tracker.start_round(k)
-            if session is not None:
-                with contextlib.suppress(TrackingError):
-                    session.log_metrics(al_metrics)
-                    session.log_artifact(record_path)
-                run_id = session.run_id
-                session.end("FAILED" if session.broken else "FINISHED", session.broken)
-            tracker.log_parent(al_metrics, k)
-        return RoundResult(k, directory, "converged", record["threshold"], record["max_std"],
-                           record["n_candidates"], 0, 0, None, None, run_id, None)
+        return _converged(shared, k, directory, record, al_metrics, reuse)
+    return _retrain(shared, k, directory, record, al_metrics, reuse)
 
-    # featurize → train → evaluate (→ log → register) on the grown dataset
-    spec_copy = directory / "spec.toml"
-    if not spec_copy.is_file() or spec_copy.read_text() != pipeline.text:
-        with atomic_output(spec_copy, suffix=".toml.tmp") as tmp:
-            tmp.write_text(pipeline.text)
-    ctx = Context(pipeline, directory, StepState(directory), uri, progress,
-                  compute=pipeline.spec.compute)
+
+def _labelled_frames(shared: Rounds, k: int, prev: Path, directory: Path):
+    """(``round.json``'s record, True if it was reused): steps 1–4 of round ``k``, or their
+    record from an earlier run when the round's inputs are unchanged."""
+    from pesnet.potential.io import load_model
+
+    al = shared.pipeline.spec.active_learning
+    model = load_model(prev / "model.h5")
+    seeds = seed_structures(shared.pipeline, model, run_dir_dataset(shared.al_dir))
+    key = _round_key(prev / "model.h5", prev / "dataset.h5", al, shared.calculator, k,
+                     _seeds_digest(seeds))
+    record = None
+    if (directory / "round.json").is_file():
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads((directory / "round.json").read_text())
+    dataset = directory / "dataset.h5"
+    if (record is not None and record.get("key") == key and
+            (record["n_picked"] == 0 or (dataset.is_file()
+                                         and sha256_file(dataset) == record["dataset_sha256"]))):
+        _line(shared.out, f"round {k}/{shared.n_rounds}: labelled frames up to date "
+                          f"({record['n_picked']} picked)")
+        return record, True
+    return _explore_and_label(shared, k, prev, directory, model, seeds, key), False
+
+
+def _explore_and_label(shared: Rounds, k, prev: Path, directory: Path, model, seeds,
+                       key: str) -> dict:
+    """MD, selection and labelling of round ``k``: ``selected.extxyz``, the grown
+    ``dataset.h5`` and ``round.json`` in ``directory``; returns the record."""
+    import ase.io
+
+    from pesnet.data.calculators import make_calculator
+
+    al, started = shared.pipeline.spec.active_learning, time.perf_counter()
+    threshold = al.threshold if al.threshold is not None else quantile_threshold(
+        model, prev / "dataset.h5", al.selection_quantile, al.seed)
+    found = explore(model, seeds, al, threshold, (al.seed, k), shared.progress)
+    picked = select(found.candidates, al.min_spacing, al.max_new)
+    labelled, skipped = label(picked, make_calculator(shared.calculator), f"al_round{k}")
+    record = {"key": key, "round": k, "threshold": threshold,
+              "threshold_from": "threshold" if al.threshold is not None
+              else f"quantile {al.selection_quantile} of the training set",
+              "max_std": found.max_score, "n_frames": found.n_frames,
+              "n_candidates": len(found.candidates), "n_trajectories_stopped": found.stopped,
+              "n_picked": len(labelled), "skipped": skipped, "calculator": shared.calculator,
+              "picked": [{"trajectory": c.trajectory, "step": c.step,
+                          "temperature_K": c.temperature_K, "force_std_max": c.score}
+                         for c in picked],
+              "previous_model": str((prev / "model.h5").resolve())}
+    if labelled:
+        selected = directory / "selected.extxyz"
+        with atomic_output(selected, suffix=".extxyz") as tmp:
+            ase.io.write(tmp, labelled, format="extxyz")
+        record["n_configs"] = append_configurations(
+            prev / "dataset.h5", ase.io.read(selected, index=":"), directory / "dataset.h5",
+            selected)
+        record["dataset_sha256"] = sha256_file(directory / "dataset.h5")
+    with atomic_output(directory / "round.json", suffix=".json.tmp") as tmp:
+        tmp.write_text(json.dumps(record, indent=1))
+    skipped_text = f"; {len(skipped)} skipped ({skipped[0]})" if skipped else ""
+    stops = f", {found.stopped} trajectories stopped early" if found.stopped else ""
+    _line(shared.out, f"round {k}/{shared.n_rounds}: MD {found.n_frames} frames at "
+                      f"{'/'.join(f'{t:g}' for t in al.temperatures)} K{stops}: max σ_F "
+                      f"{found.max_score:.3f} eV/Å (threshold {threshold:.3f}); picked "
+                      f"{len(labelled)} of {len(found.candidates)} candidates, labelled with "
+                      f"{shared.calculator}{skipped_text} "
+                      f"({time.perf_counter() - started:.1f} s)")
+    return record
+
+
+def _round_run(shared: Rounds, k: int):
+    """Round ``k``'s MLflow run, nested under the active learning's (None: not tracked)."""
+    p = shared.pipeline
+    return shared.recorder.child(
+        f"round-{k}", {**p.flat_params(), "active_learning.round": k},
+        {**source_tags(p.name, p.path, p.root, shared.al_dir.parent), "pesnet.al_round": k},
+        description=p.spec.description)
+
+
+def _converged(shared: Rounds, k, directory: Path, record: dict, al_metrics: dict,
+               reuse: bool) -> RoundResult:
+    """A round that picked nothing: recorded (when new), nothing retrained."""
+    _line(shared.out, f"round {k}/{shared.n_rounds}: nothing above the threshold: converged, "
+                      f"no retraining")
+    run_id = None
+    if not reuse:
+        session = _round_run(shared, k)
+        if session is not None:
+            with contextlib.suppress(TrackingError):
+                session.log_metrics(al_metrics)
+                session.log_artifact(directory / "round.json")
+            run_id = session.run_id
+            session.end("FAILED" if session.broken else "FINISHED", session.broken)
+        shared.recorder.log_metrics(al_metrics, step=k)
+    return RoundResult(k, directory, "converged", record["threshold"], record["max_std"],
+                       record["n_candidates"], 0, 0, None, None, run_id, None)
+
+
+def _retrain(shared: Rounds, k, directory: Path, record: dict, al_metrics: dict,
+             reuse: bool) -> RoundResult:
+    """Step 5: featurize → train → evaluate (→ log → register) on the grown dataset, by the
+    step engine, in the round's own MLflow run."""
+    from pesnet.pipeline.steps import STEPS, read_metrics
+
+    tag = f"round {k}/{shared.n_rounds}"
+    copy_spec(shared.pipeline, directory)
+    ctx = Context(shared.pipeline, directory, StepState(directory), shared.uri,
+                  shared.progress, executor=executor_for(shared.pipeline.spec.compute))
     steps = [s for s in STEPS if s.name != "ingest"]
-    plan, stale = {}, not reuse
-    for step in steps:
-        if not step.tracking and not stale:
-            try:
-                stale = not step.up_to_date(ctx, step.key(ctx))
-            except (OSError, PesnetError, KeyError):
-                stale = True
-        plan[step.name] = stale
-    work = any(plan[s.name] for s in steps if not s.tracking)
-    if not work:
-        _line(out, f"{tag}: retrained model up to date")
-        metrics = read_metrics(directory)["metrics"]
+    stale = plan(ctx, [s for s in steps if not s.tracking], stale=not reuse)
+    if not any(stale.values()):
+        _line(shared.out, f"{tag}: retrained model up to date")
         return RoundResult(k, directory, "up to date", record["threshold"], record["max_std"],
                            record["n_candidates"], record["n_picked"], record.get("n_configs", 0),
-                           metrics, _score_holdout(directory / "model.h5", holdout), None, None)
-    if uri is not None:
-        ctx.session = tracker.start_round(k)
-        if ctx.session is None:
-            ctx.tracking_error = tracker.error
-    failure = None
+                           read_metrics(directory)["metrics"],
+                           _score_holdout(directory / "model.h5", shared.holdout), None, None)
+    if shared.uri is not None:
+        ctx.session = _round_run(shared, k)
+        if ctx.session is None:  # the MLflow steps are off for this round
+            ctx.tracking_uri, ctx.tracking_error = None, shared.recorder.error
     try:
-        for step in steps:
-            if step.tracking and (uri is None or ctx.session is None):
-                continue
-            started = time.perf_counter()
-            step_key = step.key(ctx)
-            if not plan[step.name] and not step.tracking and step.up_to_date(ctx, step_key):
-                _line(out, f"{tag}: {step.name} up to date")
-                continue
-            try:
-                result = step.run(ctx, step_key)
-            except TrackingError as error:
-                ctx.state.forget(step.name)
-                tracker._fail(error)
-                continue
-            ctx.state.record(step.name, step_key, result.outputs, result.info)
-            ctx.ran.append(step.name)
-            _line(out, f"{tag}: {step.name}: {result.summary} "
-                       f"({time.perf_counter() - started:.1f} s)")
-    except BaseException as error:
-        failure = error
-        raise
+        done = execute(ctx, steps, forced={n for n, s in stale.items() if s},
+                       track_always=True, report=_round_printer(shared, tag))
     finally:
-        if ctx.cluster is not None:
-            ctx.cluster.close()
-        if isinstance(failure, KeyboardInterrupt) and ctx.session is not None:
-            ctx.session.end("KILLED", str(failure) or "interrupted")  # Ctrl-C or SIGTERM
-        elif failure is not None and ctx.session is not None:
-            ctx.session.end("FAILED", f"{type(failure).__name__}: {failure}")
-    metrics = read_metrics(directory)["metrics"]
-    held = _score_holdout(directory / "model.h5", holdout)
+        ctx.executor.close()
+    if done.failure is not None:
+        if ctx.session is not None:
+            ctx.session.end("FAILED", f"{type(done.failure).__name__}: {done.failure}")
+        raise done.failure
+    return _record_round(shared, k, ctx, record, al_metrics)
+
+
+def _round_printer(shared: Rounds, tag: str):
+    """The engine's report as ``round k/n: step: what happened`` lines; a tracking failure
+    goes to the recorder (one warning for the whole active learning)."""
+    def report(k: int, n: int, outcome, error) -> None:
+        if isinstance(error, TrackingError):
+            shared.recorder.fail(error)
+        elif outcome.status == "up to date":
+            _line(shared.out, f"{tag}: {outcome.name} up to date")
+        elif outcome.status == "ran":
+            _line(shared.out, f"{tag}: {outcome.name}: {outcome.summary} "
+                              f"({outcome.seconds:.1f} s)")
+
+    return report
+
+
+def _record_round(shared: Rounds, k, ctx: Context, record: dict,
+                  al_metrics: dict) -> RoundResult:
+    """A retrained round's holdout score, its metrics in its run and the parent's."""
+    from pesnet.pipeline.steps import read_metrics
+
+    directory = ctx.run_dir
+    scores = read_metrics(directory)
+    held = _score_holdout(directory / "model.h5", shared.holdout)
     if held:
-        _line(out, f"{tag}: holdout MAE {_mae_text(held)}"
-                   + (f" (before: {_mae_text(initial_holdout)})" if k == 1 and initial_holdout
-                      else ""))
-    round_metrics = {**al_metrics, "al_n_configs": record["n_configs"],
-                     **{f"{read_metrics(directory)['split']}_{n}": v for n, v in metrics.items()},
-                     **{f"holdout_{n}": v for n, v in (held or {}).items()}}
+        before = shared.initial_holdout
+        _line(shared.out, f"round {k}/{shared.n_rounds}: holdout MAE {_mae_text(held)}"
+                          + (f" (before: {_mae_text(before)})" if k == 1 and before else ""))
+    held_metrics = {f"holdout_{n}": v for n, v in (held or {}).items()}
     run_id = version = None
     if ctx.session is not None:
         try:
             ctx.session.log_metrics({**al_metrics, "al_n_configs": record["n_configs"],
-                                     **{f"holdout_{n}": v for n, v in (held or {}).items()}})
-            ctx.session.log_artifact(record_path)
+                                     **held_metrics})
+            ctx.session.log_artifact(directory / "round.json")
             ctx.session.log_artifact(directory / "selected.extxyz")
             run_id = ctx.session.run_id
             version = (ctx.state.entry("register") or {}).get("info", {}).get("version")
         except TrackingError as error:
-            tracker._fail(error)
+            shared.recorder.fail(error)
         ctx.session.end("FAILED" if ctx.session.broken else "FINISHED", ctx.session.broken)
-    tracker.log_parent(round_metrics, k)
+    shared.recorder.log_metrics(
+        {**al_metrics, "al_n_configs": record["n_configs"],
+         **{f"{scores['split']}_{n}": v for n, v in scores["metrics"].items()}, **held_metrics},
+        step=k)
     return RoundResult(k, directory, "ran", record["threshold"], record["max_std"],
-                       record["n_candidates"], record["n_picked"], record["n_configs"], metrics,
-                       held, run_id, version)
+                       record["n_candidates"], record["n_picked"], record["n_configs"],
+                       scores["metrics"], held, run_id, version)
 
 
 def run_dir_dataset(al_dir: Path) -> Path:

@@ -19,19 +19,27 @@ starts (:mod:`pesnet.tracking.orphans`).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import sys
-import time
 from pathlib import Path
 from typing import NamedTuple
 
-from pesnet.errors import InputError, PesnetError
-from pesnet.fileio import atomic_output
+from pesnet.errors import PesnetError
+from pesnet.pipeline.engine import (
+    Context,
+    StepOutcome,
+    StepState,
+    copy_spec,
+    execute,
+    plan,
+    run_dir_lock,
+)
+from pesnet.pipeline.executors import executor_for
 from pesnet.pipeline.ownership import check_owner, claim_run_dir
 from pesnet.pipeline.spec import Pipeline
-from pesnet.pipeline.step_base import Context, StepState
 from pesnet.pipeline.steps import read_metrics, steps_for
 from pesnet.tracking.dashboard import dashboard_url
+from pesnet.tracking.recorder import Recorder
+from pesnet.tracking.session import run_name, source_tags
 from pesnet.tracking.store import TrackingError, describe, resolve_tracking_uri
 
 #: Where run directories go by default (relative to the working directory).
@@ -40,16 +48,6 @@ RUNS_DIR = "runs"
 
 class PipelineError(PesnetError):
     """A step of the fit failed; the message names the step."""
-
-
-class StepOutcome(NamedTuple):
-    """``status``: ``ran``, ``up to date``, ``failed``, ``off`` (tracking disabled) or
-    ``not run`` (an earlier step failed)."""
-
-    name: str
-    status: str
-    summary: str
-    seconds: float
 
 
 class PipelineResult(NamedTuple):
@@ -73,66 +71,14 @@ class PipelineResult(NamedTuple):
         return any(s.status == "ran" for s in self.steps)
 
 
-@contextlib.contextmanager
-def run_dir_lock(run_dir: Path):
-    """Hold ``run_dir``'s lock file (made with the directory if missing) for the block; an
-    :class:`InputError` at once if another process holds it (one run per directory)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(f"{run_dir} is in use by another `pesnet run`; wait for it to "
-                             f"finish or give this run another --run-dir") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _plan(ctx: Context, force: bool) -> dict:
-    """{step name: True if it must run}. Once a step is stale every later one is too."""
-    plan, stale = {}, force
-    for step in steps_for(ctx.spec):
-        if step.tracking and ctx.tracking_uri is None:
-            plan[step.name] = False
-            continue
-        if not stale:
-            try:
-                stale = not step.up_to_date(ctx, step.key(ctx))
-            except (OSError, PesnetError, KeyError):
-                stale = True
-        plan[step.name] = stale
-    return plan
-
-
-def _copy_spec(pipeline: Pipeline, run_dir: Path) -> None:
-    target = run_dir / "spec.toml"
-    if target.is_file() and target.read_text() == pipeline.text:
-        return  # unchanged: keep its mtime (and cached digest)
-    with atomic_output(target, suffix=".toml.tmp") as tmp:
-        tmp.write_text(pipeline.text)
-
-
-def _start_session(ctx: Context, err) -> None:
-    from pesnet.tracking.session import TrackingSession, run_name, source_tags
-
+def _recorder(ctx: Context, err) -> Recorder:
+    """The pipeline's MLflow run, warning on ``err`` if it cannot be recorded."""
     tags = source_tags(ctx.spec.name, ctx.pipeline.path, ctx.pipeline.root, ctx.run_dir)
     tags["mlflow.runName"] = run_name(ctx.spec.name, ctx.pipeline.text)
-    try:
-        ctx.session = TrackingSession.start(ctx.tracking_uri, ctx.spec.name,
-                                            ctx.pipeline.flat_params(), tags,
-                                            ctx.spec.description)
-    except TrackingError as error:
-        ctx.tracking_error = str(error)
-        print(f"pesnet run: warning: tracking failed: {error}; the fit goes on and writes its "
-              f"results to {ctx.run_dir}", file=err, flush=True)
-        return
-    closed = ctx.session.closed_orphans
-    if closed:
-        print(f"pesnet run: note: {len(closed)} MLflow run(s) in experiment {ctx.spec.name} "
-              f"were left RUNNING by a process that ended on this host; marked KILLED",
-              file=err, flush=True)
+    return Recorder(ctx.tracking_uri, ctx.spec.name, ctx.pipeline.flat_params(), tags,
+                    ctx.spec.description, command="pesnet run",
+                    consequence=f"; the fit goes on and writes its results to {ctx.run_dir}",
+                    err=err)
 
 
 def run_pipeline(pipeline: Pipeline, run_dir=None, force: bool = False, tracking: bool = True,
@@ -152,79 +98,50 @@ def run_pipeline(pipeline: Pipeline, run_dir=None, force: bool = False, tracking
     check_owner(run_dir, pipeline.path)
     with run_dir_lock(run_dir):
         claim_run_dir(run_dir, pipeline.path)
-        _copy_spec(pipeline, run_dir)
+        copy_spec(pipeline, run_dir)
         ctx = Context(pipeline, run_dir, StepState(run_dir), uri, progress,
-                      compute=compute or pipeline.spec.compute)
-        plan = _plan(ctx, force)
-        if any(plan.values()) and uri is not None:
-            _start_session(ctx, err)
+                      executor=executor_for(compute or pipeline.spec.compute))
+        steps = steps_for(ctx.spec)
+        work = any(plan(ctx, steps, stale=force).values())
+        recorder = _recorder(ctx, err) if work and uri is not None else None
+        if recorder is not None:
+            ctx.session = recorder.open()
+            ctx.tracking_error = recorder.error
         try:
-            return _execute(ctx, plan, force, out)
+            done = execute(ctx, steps, forced={s.name for s in steps} if force else (),
+                           track_always=work, report=_printer(out))
         finally:
-            if ctx.cluster is not None:
-                ctx.cluster.close()
-
-
-def _line(out, k: int, n: int, name: str, text: str, seconds: float | None = None) -> None:
-    label = f"[{k}/{n}] {name} "
-    timing = f" ({seconds:.1f} s)" if seconds is not None and seconds >= 0.05 else ""
-    print(f"{label:.<20} {text}{timing}", file=out, flush=True)
-
-
-def _execute(ctx: Context, plan: dict, force: bool, out) -> PipelineResult:
-    work = any(plan.values())
-    outcomes = []
-    failure = None
-    steps = steps_for(ctx.spec)
-    for k, step in enumerate(steps, start=1):
-        if failure is not None:
-            outcomes.append(StepOutcome(step.name, "not run", "", 0.0))
-            continue
-        if step.tracking and ctx.tracking_uri is None:
-            outcomes.append(StepOutcome(step.name, "off", "tracking off", 0.0))
-            _line(out, k, len(steps), step.name, "off (--no-tracking)")
-            continue
-        started = time.perf_counter()
-        try:
-            key = step.key(ctx)
-            # a step planned conservatively may find its inputs unchanged after all; the
-            # MLflow steps run whenever this invocation does any work
-            if not force and step.up_to_date(ctx, key) and not (step.tracking and work):
-                outcomes.append(StepOutcome(step.name, "up to date", "", 0.0))
-                _line(out, k, len(steps), step.name, "up to date")
-                continue
-            result = step.run(ctx, key)
-            ctx.state.record(step.name, key, result.outputs, result.info)
-            ctx.ran.append(step.name)
-            seconds = time.perf_counter() - started
-            outcomes.append(StepOutcome(step.name, "ran", result.summary, seconds))
-            _line(out, k, len(steps), step.name, result.summary, seconds)
-        except TrackingError as error:
-            ctx.tracking_error = ctx.tracking_error or str(error)
-            ctx.state.forget(step.name)
-            outcomes.append(StepOutcome(step.name, "failed", str(error), 0.0))
-            _line(out, k, len(steps), step.name, "FAILED (tracking)")
-        except PesnetError as error:
-            ctx.state.forget(step.name)
-            outcomes.append(StepOutcome(step.name, "failed", str(error), 0.0))
-            _line(out, k, len(steps), step.name, "FAILED")
-            failure = PipelineError(f"{step.name} failed: {error}")
-            failure.__cause__ = error
-        except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (pesnet.cli.main.Terminated)
-            if ctx.session is not None:
-                ctx.session.end("KILLED", f"{step.name}: {error or 'interrupted'}")
-            raise
-        except BaseException as error:
-            if ctx.session is not None:
-                ctx.session.end("FAILED", f"{step.name}: {type(error).__name__}: {error}")
-            raise
-    if ctx.session is not None:
-        failed = [o for o in outcomes if o.status == "failed"]
-        message = str(failure) if failure is not None else \
-            (f"{failed[0].name} failed: {failed[0].summary}" if failed else None)
-        ctx.session.end("FAILED" if failed else "FINISHED", message)
+            ctx.executor.close()
+        failure, failed = None, done.failed
+        if done.failure is not None:
+            failure = PipelineError(f"{failed[-1].name} failed: {done.failure}")
+            failure.__cause__ = done.failure
+        if recorder is not None:
+            recorder.close("FAILED" if failed else "FINISHED", str(failure) if failure else
+                           (f"{failed[0].name} failed: {failed[0].summary}" if failed else None))
     if failure is not None:
         raise failure
+    return _result(ctx, done.outcomes)
+
+
+def _printer(out):
+    """The engine's report as ``[k/n] step ...... what happened (seconds)`` lines."""
+    words = {"up to date": "up to date", "off": "off (--no-tracking)"}
+
+    def report(k: int, n: int, outcome: StepOutcome, error) -> None:
+        if outcome.status == "not run":
+            return
+        text = words.get(outcome.status, outcome.summary)
+        if outcome.status == "failed":
+            text = "FAILED (tracking)" if isinstance(error, TrackingError) else "FAILED"
+        label = f"[{k}/{n}] {outcome.name} "
+        timing = f" ({outcome.seconds:.1f} s)" if outcome.seconds >= 0.05 else ""
+        print(f"{label:.<20} {text}{timing}", file=out, flush=True)
+
+    return report
+
+
+def _result(ctx: Context, outcomes: list) -> PipelineResult:
     log = (ctx.state.entry("log") or {}).get("info", {})
     registered = (ctx.state.entry("register") or {}).get("info", {})
     metrics = None

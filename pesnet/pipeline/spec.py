@@ -61,13 +61,14 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from pesnet.errors import InputError, did_you_mean
-from pesnet.pipeline.spec_optional import (
+from pesnet.pipeline.spec_tables import (
+    NAME_PATTERN,
     ActiveLearningSpec,
     ComputeSpec,
+    SpecTable,
     ValidateSpec,
     compute_spec,
 )
-from pesnet.pipeline.spec_table import NAME_PATTERN, SpecTable
 from pesnet.training.settings import TrainSettings
 
 __all__ = ["ActiveLearningSpec", "ComputeSpec", "Pipeline", "PipelineSpec", "ValidateSpec",

@@ -1,7 +1,7 @@
 """The steps of a pipeline and the content hashes that let a step be skipped.
 
 ingest → featurize → train → evaluate → log → register; what they share (keys, state,
-context) is in :mod:`pesnet.pipeline.step_base`.
+context, the engine running them) is in :mod:`pesnet.pipeline.engine`.
 
 The MLflow steps (log, register) run whenever the pipeline did any work in this invocation,
 so every MLflow run is complete on its own (curves are replayed from ``history.json`` when
@@ -11,13 +11,13 @@ training was skipped).
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 from pathlib import Path
 
 from pesnet.errors import InputError
 from pesnet.fileio import atomic_output
-from pesnet.pipeline.step_base import Step, StepResult
+from pesnet.pipeline.engine import Step, StepResult
+from pesnet.pipeline.executors import CHECKPOINT
 from pesnet.tracking.store import TrackingError
 from pesnet.training.records import history_to_json, read_history
 
@@ -117,24 +117,33 @@ class Featurize(Step):
 
     def run(self, ctx, key):
         from pesnet.descriptors.acsf import ACSF
-        from pesnet.descriptors.featurize import featurize
         from pesnet.pipeline.splits import spec_split
 
         acsf = ACSF.from_params(self.acsf_params(ctx))
-        compute = featurize
-        if ctx.compute is not None:  # same file, computed on the cluster's workers
-            from pesnet.distributed.featurize import featurize_on_cluster
-
-            compute = functools.partial(featurize_on_cluster, ctx.dask())
-        summary = compute(ctx.path("dataset.h5").resolve(), ctx.path("features.h5"), acsf,
-                            derivatives=_uses_forces(ctx),
-                            split=spec_split(ctx.pipeline, ctx.path("dataset.h5")),
-                            seed=ctx.spec.split.seed,
-                            derivative_dtype=ctx.spec.descriptor.derivative_dtype,
-                            progress=ctx.progress)
+        summary = ctx.executor.featurize(
+            ctx.path("dataset.h5").resolve(), ctx.path("features.h5"), acsf,
+            derivatives=_uses_forces(ctx), split=spec_split(ctx.pipeline, ctx.path("dataset.h5")),
+            seed=ctx.spec.split.seed, derivative_dtype=ctx.spec.descriptor.derivative_dtype,
+            progress=ctx.progress)
         return StepResult(f"{summary.n_configs} configurations, {summary.n_features} features "
                           f"({acsf.cutoff:g} Å cutoff), {summary.file_bytes / 1e6:.0f} MB",
                           self.outputs(ctx), {"n_features": summary.n_features})
+
+
+def _training_callbacks(ctx, settings):
+    """(callbacks, the MLflow one or None): a progress bar, and the learning curves streamed
+    to the session when there is one."""
+    callbacks, tracker = [], None
+    if ctx.progress:
+        from pesnet.training.progress import ProgressBar
+
+        callbacks.append(ProgressBar(settings.epochs))
+    if ctx.session is not None and not ctx.session.broken:
+        from pesnet.tracking.callback import MLflowCallback
+
+        tracker = MLflowCallback(ctx.session)
+        callbacks.append(tracker)
+    return callbacks, tracker
 
 
 def _uses_forces(ctx) -> bool:
@@ -159,47 +168,24 @@ class Train(Step):
 
     def run(self, ctx, key):
         from pesnet.potential.io import save_model
-        from pesnet.training.trainer import train_potential
 
         settings = ctx.spec.train_settings()
-        checkpoint = ctx.path("model.ckpt.h5")
+        checkpoint = ctx.path(CHECKPOINT)
         pending = (ctx.state.entry("train.pending") or {}).get("key")
         resume = pending == key and checkpoint.is_file()
         ctx.state.steps["train.pending"] = {"key": key}
         ctx.state.save()
-        callbacks = []
-        if ctx.progress:
-            from pesnet.training.progress import ProgressBar
-
-            callbacks.append(ProgressBar(settings.epochs))
-        tracker = None
-        if ctx.session is not None and not ctx.session.broken:
-            from pesnet.tracking.callback import MLflowCallback
-
-            tracker = MLflowCallback(ctx.session)
-            callbacks.append(tracker)
-        if ctx.compute is not None:  # member groups on the cluster; curves logged afterwards
-            from pesnet.distributed.train import train_on_cluster
-
-            tracker = None
-            result = train_on_cluster(ctx.dask(), ctx.path("features.h5"), settings,
-                                      dataset_path=ctx.path("dataset.h5"),
-                                      groups=ctx.compute.member_groups,
-                                      checkpoint_dir=ctx.run_dir, resume=pending == key,
-                                      progress=ctx.progress)
-            for done in ctx.run_dir.glob("model.ckpt.members-*.h5"):
-                done.unlink()
-        else:
-            result = train_potential(ctx.path("features.h5"), settings,
-                                     dataset_path=ctx.path("dataset.h5"), callbacks=callbacks,
-                                     checkpoint_path=checkpoint, resume=resume)
+        callbacks, tracker = _training_callbacks(ctx, settings)
+        executor = ctx.executor
+        result = executor.train(ctx.path("features.h5"), settings, ctx.path("dataset.h5"),
+                                ctx.run_dir, pending == key, callbacks, ctx.progress)
         save_model(result.potential, ctx.path("model.h5"))
         with atomic_output(ctx.path("history.json"), suffix=".json.tmp") as tmp:
             tmp.write_text(json.dumps(history_to_json(result.history)))
         ctx.state.steps.pop("train.pending", None)
         with contextlib.suppress(OSError):
             checkpoint.unlink()
-        if tracker is not None:
+        if tracker is not None and executor.in_process:  # else curves are logged afterwards
             ctx.trained_live = tracker.error is None
             if tracker.error:
                 ctx.tracking_error = ctx.tracking_error or tracker.error
@@ -207,8 +193,8 @@ class Train(Step):
         potential = result.potential
         scores = ("; validation MAE "
                   f"{1e3 * last.val_energy_mae_ensemble:.2f} meV/atom, "
-                  f"{1e3 * last.val_force_mae_ensemble:.1f} meV/Å") if ctx.compute is None \
-            else f" on {ctx.cluster.describe()}"
+                  f"{1e3 * last.val_force_mae_ensemble:.1f} meV/Å") if executor.in_process \
+            else f" on {executor.describe()}"
         return StepResult(
             f"{potential.n_members} members, {last.epoch + 1} epochs"
             f"{' (resumed)' if resume else ''}{scores}",

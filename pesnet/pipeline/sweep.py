@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pesnet.distributed.cluster import raise_cluster_error
+from pesnet.distributed.executor import DaskExecutor
 from pesnet.errors import InputError, PesnetError
+from pesnet.fileio import atomic_output
+from pesnet.pipeline.engine import Context, StepState, execute, run_dir_lock
+from pesnet.tracking.recorder import Recorder
+from pesnet.tracking.session import ROLE_TAG
+from pesnet.tracking.store import resolve_tracking_uri
 
 #: Spec tables a grid may change (the others would change the shared features).
 SWEEPABLE = ("model", "ensemble", "train")
@@ -173,11 +179,10 @@ class SweepResult(NamedTuple):
         return min(done, key=lambda p: p.metrics[key]) if done else None
 
 
-def _prepare_features(pipeline, points_pipelines, run_dir: Path, cluster, compute, progress,
-                      out):
-    """Ingest and featurize once (skipped when up to date), on the cluster."""
+def _prepare_features(pipeline, points_pipelines, run_dir: Path, cluster, progress, out):
+    """Ingest and featurize once (skipped when up to date), on the cluster, by the step
+    engine."""
     from pesnet.pipeline.spec import Pipeline
-    from pesnet.pipeline.step_base import Context, StepState
     from pesnet.pipeline.steps import Featurize, Ingest
 
     # derivatives if any point trains on forces
@@ -185,76 +190,47 @@ def _prepare_features(pipeline, points_pipelines, run_dir: Path, cluster, comput
                   None)
     spec = (forces or pipeline).spec
     ctx = Context(Pipeline(spec, pipeline.path, pipeline.text), run_dir, StepState(run_dir),
-                  None, progress, compute=compute, cluster=cluster)
-    for step in (Ingest(), Featurize()):
-        started = time.perf_counter()
-        key = step.key(ctx)
-        if step.up_to_date(ctx, key):
-            print(f"{step.name:.<12} up to date", file=out, flush=True)
-            continue
-        result = step.run(ctx, key)
-        ctx.state.record(step.name, key, result.outputs, result.info)
-        print(f"{step.name:.<12} {result.summary} ({time.perf_counter() - started:.1f} s)",
-              file=out, flush=True)
+                  None, progress, executor=DaskExecutor(cluster=cluster))
+
+    def report(k, n, outcome, error) -> None:
+        if outcome.status == "up to date":
+            print(f"{outcome.name:.<12} up to date", file=out, flush=True)
+        elif outcome.status == "ran":
+            print(f"{outcome.name:.<12} {outcome.summary} ({outcome.seconds:.1f} s)", file=out,
+                  flush=True)
+
+    done = execute(ctx, (Ingest(), Featurize()), report=report)
+    if done.failure is not None:
+        raise done.failure
     return run_dir / "features.h5", run_dir / "dataset.h5"
 
 
-class _Tracker:
-    """The sweep's MLflow runs; the first failure is kept and tracking stops."""
+def _recorder(uri, pipeline, grid, points, pipelines, err) -> Recorder:
+    """The sweep's run (``pesnet.role = sweep``) and a child run per point, opened now."""
+    recorder = Recorder(uri, pipeline.name,
+                        {**pipeline.flat_params(), "sweep.grid": json.dumps(grid),
+                         "sweep.points": str(len(points))},
+                        {ROLE_TAG: "sweep", "pesnet.pipeline": pipeline.name,
+                         "mlflow.runName": f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"},
+                        pipeline.spec.description, command="pesnet sweep", err=err)
+    recorder.open()
+    for k, (point, spec) in enumerate(zip(points, pipelines)):
+        recorder.child(f"point-{k:03d}", spec.flat_params(),
+                       {ROLE_TAG: "sweep-point", "pesnet.sweep.point": describe_point(point)})
+    return recorder
 
-    def __init__(self, uri, pipeline, grid, n_points):
-        from pesnet.tracking.session import ROLE_TAG, TrackingSession
 
-        self.error = None
-        self.session = None
-        self.uri = uri
-        params = {**pipeline.flat_params(), "sweep.grid": json.dumps(grid),
-                  "sweep.points": str(n_points)}
-        tags = {ROLE_TAG: "sweep", "pesnet.pipeline": pipeline.name,
-                "mlflow.runName": f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"}
-        try:
-            self.session = TrackingSession.start(uri, pipeline.name, params, tags,
-                                                 pipeline.spec.description)
-        except PesnetError as error:
-            self.error = str(error)
-        self.children = {}
-        self.finished = set()  # points whose run is closed
-
-    def _safely(self, action, *args):
-        if self.error is not None or self.session is None:
-            return None
-        try:
-            return action(*args)
-        except PesnetError as error:
-            self.error = str(error)
-        except Exception as error:  # tracking never stops the sweep
-            self.error = f"MLflow tracking failed: {error}"
+def _record_point(recorder: Recorder, k: int, history, metrics, split, files, error=None):
+    """Point ``k``'s curves, metrics and files in its run, closed (FAILED with ``error``);
+    returns the run's id (None: not tracked)."""
+    child = recorder.children.get(f"point-{k:03d}")
+    if child is None:
         return None
+    if error is not None:
+        child.end("FAILED", error)
+        return child.run_id
 
-    def start_point(self, index, point, point_pipeline):
-        self._safely(self._start_point, index, point, point_pipeline)
-
-    def _start_point(self, index, point, point_pipeline):
-        from pesnet.tracking.session import ROLE_TAG
-
-        self.children[index] = self.session.start_child(
-            f"point-{index:03d}", point_pipeline.flat_params(),
-            {ROLE_TAG: "sweep-point", "pesnet.sweep.point": describe_point(point)})
-
-    def finish_point(self, index, history, metrics, split, files, error=None):
-        child = self.children.get(index)
-        if child is None:
-            return
-        self.finished.add(index)
-        if error is not None:
-            child.end("FAILED", error)
-            return
-        if self._safely(self._finish_point, child, history, metrics, split, files) is None \
-                and self.error is not None:
-            child.end("FAILED", self.error)
-
-    @staticmethod
-    def _finish_point(child, history, metrics, split, files):
+    def log():
         child.log_epochs(history)
         child.log_metrics(metrics, prefix=f"{split}_")
         for path in files:
@@ -262,32 +238,23 @@ class _Tracker:
         child.end("FINISHED")
         return True
 
-    def abort(self, reason: str) -> None:
-        """Close the sweep run and every point run still open as KILLED (Ctrl-C, SIGTERM)."""
-        if self.session is None:
-            return
-        for index, child in self.children.items():
-            if index not in self.finished:
-                child.end("KILLED", reason)
-        self.session.end("KILLED", reason)
+    if recorder.attempt(log) is None:
+        child.end("FAILED", recorder.error)
+    return child.run_id
 
-    def finish(self, result: SweepResult, table_path: Path):
-        if self.session is None:
-            return
-        best = result.best()
-        if best is not None:
-            self._safely(self.session.log_metrics, best.metrics, f"best_{result.split}_")
-            self._safely(self.session.set_tags, {"pesnet.sweep.best": best.name,
-                                                 "pesnet.sweep.best_point":
-                                                     describe_point(best.point)})
-        self._safely(self.session.log_artifact, table_path)
-        failed = [p for p in result.points if p.error]
-        message = f"{len(failed)} of {len(result.points)} points failed" if failed else None
-        for index, child in self.children.items():  # points never reached
-            if not any(p.index == index for p in result.points):
-                child.end("KILLED", "the sweep stopped first")
-        self.session.end("FAILED" if failed or self.error else "FINISHED",
-                         message or self.error)
+
+def _close_sweep_run(recorder: Recorder, result: SweepResult, table_path: Path) -> None:
+    """The best point's metrics and name, the table; every run closed."""
+    best = result.best()
+    if best is not None:
+        recorder.log_metrics(best.metrics, prefix=f"best_{result.split}_")
+        recorder.set_tags({"pesnet.sweep.best": best.name,
+                           "pesnet.sweep.best_point": describe_point(best.point)})
+    recorder.log_artifact(table_path)
+    failed = [p for p in result.points if p.error]
+    message = f"{len(failed)} of {len(result.points)} points failed" if failed else None
+    recorder.close("FAILED" if failed or recorder.error else "FINISHED",
+                   message or recorder.error, unfinished="the sweep stopped first")
 
 
 def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True,
@@ -298,80 +265,29 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
     import sys
 
     from pesnet.distributed.cluster import open_cluster
-    from pesnet.fileio import atomic_output
-    from pesnet.pipeline.runner import run_dir_lock
-    from pesnet.training.records import history_to_json
 
     out, err = out or sys.stdout, err or sys.stderr
     points = grid_points(grid)
     pipelines = [point_pipeline(pipeline, p) for p in points]
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / f"{pipeline.name}-sweep"
     split = pipeline.spec.evaluate.split
-    results: list[PointResult] = []
-    tracker = None
     with run_dir_lock(run_dir), open_cluster(compute.scheduler, compute.workers,
                                               compute.threads_per_worker,
                                               compute.retries) as cluster:
         print(f"pesnet sweep {pipeline.name}: {len(points)} points on {cluster.describe()}",
               file=out, flush=True)
-        features, dataset = _prepare_features(pipeline, pipelines, run_dir, cluster, compute,
-                                              progress, out)
-        if tracking:
-            from pesnet.tracking.store import resolve_tracking_uri
-
-            tracker = _Tracker(resolve_tracking_uri(tracking_uri), pipeline, grid, len(points))
-            for k, (point, spec) in enumerate(zip(points, pipelines)):
-                tracker.start_point(k, point, spec)
-            if tracker.error:
-                print(f"pesnet sweep: warning: tracking failed: {tracker.error}", file=err)
-        client, token = cluster.client, uuid.uuid4().hex[:12]
-        futures = {}
-        for k, spec in enumerate(pipelines):
-            future = client.submit(train_point, str(features.resolve()), str(dataset.resolve()),
-                                   spec.spec.train_settings().to_dict(), split,
-                                   key=f"pesnet-sweep-{token}-point-{k}",
-                                   retries=cluster.retries, pure=False)
-            futures[future] = k
+        files = _prepare_features(pipeline, pipelines, run_dir, cluster, progress, out)
+        uri = resolve_tracking_uri(tracking_uri) if tracking else None
+        recorder = _recorder(uri, pipeline, grid, points, pipelines, err)
+        futures = _submit(cluster, pipelines, *files, split)
         try:
-            for future in cluster.as_completed(list(futures)):
-                k = futures[future]
-                point_dir = run_dir / f"point-{k:03d}"
-                try:
-                    try:
-                        model, history, metrics, seconds = future.result()
-                    except Exception as error:
-                        raise_cluster_error(f"point {k}", error)
-                except PesnetError as error:
-                    results.append(PointResult(k, points[k], None, None, None, None, str(error)))
-                    if tracker is not None:
-                        tracker.finish_point(k, None, None, split, (), str(error))
-                    print(f"point-{k:03d} FAILED: {error}", file=out, flush=True)
-                    continue
-                point_dir.mkdir(parents=True, exist_ok=True)
-                with atomic_output(point_dir / "model.h5", suffix=".h5.tmp") as tmp:
-                    tmp.write_bytes(model)  # the model file the worker wrote into memory
-                files = [point_dir / "model.h5"]
-                for name, payload in (("history.json", history_to_json(history)),
-                                      ("metrics.json", {"split": split, "metrics": metrics})):
-                    with atomic_output(point_dir / name, suffix=".json.tmp") as tmp:
-                        tmp.write_text(json.dumps(payload, indent=1))
-                    files.append(point_dir / name)
-                run_id = None
-                if tracker is not None:
-                    tracker.finish_point(k, history, metrics, split, files)
-                    child = tracker.children.get(k)
-                    run_id = child.run_id if child is not None else None
-                result = PointResult(k, points[k], metrics, len(history), seconds, run_id,
-                                     None)
-                results.append(result)
-                print(f"point-{k:03d} ({describe_point(points[k])}): {_scores(metrics)}",
-                      file=out, flush=True)
+            results = [_collect(future, futures[future], points, run_dir, split, recorder,
+                                out) for future in cluster.as_completed(list(futures))]
         except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (pesnet.cli.main.Terminated)
-            if tracker is not None:
-                tracker.abort(str(error) or "interrupted")
+            recorder.close("KILLED", str(error) or "interrupted")
             raise
         finally:
-            client.cancel([f for f in futures if not f.done()])
+            cluster.client.cancel([f for f in futures if not f.done()])
     results.sort(key=lambda p: p.index)
     sweep = SweepResult(run_dir, split, results, None, None)
     table = run_dir / SWEEP_FILE
@@ -379,11 +295,48 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
         tmp.write_text(json.dumps({"pipeline": pipeline.name, "grid": grid, "split": split,
                                    "points": [p._asdict() for p in results]}, indent=1,
                                   default=str))
-    if tracker is not None:
-        tracker.finish(sweep, table)
-        sweep = sweep._replace(run_id=tracker.session.run_id if tracker.session else None,
-                               tracking_error=tracker.error)
-    return sweep
+    _close_sweep_run(recorder, sweep, table)
+    return sweep._replace(run_id=recorder.run_id, tracking_error=recorder.error)
+
+
+def _submit(cluster, pipelines, features: Path, dataset: Path, split: str) -> dict:
+    """One :func:`train_point` task per point: {future: point index}."""
+    token = uuid.uuid4().hex[:12]
+    return {cluster.client.submit(train_point, str(features.resolve()), str(dataset.resolve()),
+                                  spec.spec.train_settings().to_dict(), split,
+                                  key=f"pesnet-sweep-{token}-point-{k}",
+                                  retries=cluster.retries, pure=False): k
+            for k, spec in enumerate(pipelines)}
+
+
+def _collect(future, k: int, points, run_dir: Path, split: str, recorder: Recorder,
+             out) -> PointResult:
+    """Point ``k``'s finished task: its files in ``point-NNN/``, its run, its line."""
+    from pesnet.training.records import history_to_json
+
+    try:
+        try:
+            model, history, metrics, seconds = future.result()
+        except Exception as error:
+            raise_cluster_error(f"point {k}", error)
+    except PesnetError as error:
+        _record_point(recorder, k, None, None, split, (), str(error))
+        print(f"point-{k:03d} FAILED: {error}", file=out, flush=True)
+        return PointResult(k, points[k], None, None, None, None, str(error))
+    point_dir = run_dir / f"point-{k:03d}"
+    point_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(point_dir / "model.h5", suffix=".h5.tmp") as tmp:
+        tmp.write_bytes(model)  # the model file the worker wrote into memory
+    files = [point_dir / "model.h5"]
+    for name, payload in (("history.json", history_to_json(history)),
+                          ("metrics.json", {"split": split, "metrics": metrics})):
+        with atomic_output(point_dir / name, suffix=".json.tmp") as tmp:
+            tmp.write_text(json.dumps(payload, indent=1))
+        files.append(point_dir / name)
+    run_id = _record_point(recorder, k, history, metrics, split, files)
+    print(f"point-{k:03d} ({describe_point(points[k])}): {_scores(metrics)}", file=out,
+          flush=True)
+    return PointResult(k, points[k], metrics, len(history), seconds, run_id, None)
 
 
 def _scores(metrics: dict) -> str:

@@ -1,5 +1,6 @@
-"""Potentials from an MLflow store, by model URI: ``models:/NAME/VERSION``,
-``models:/NAME@alias`` or ``runs:/RUN_ID/model``.
+"""Models in an MLflow store's registry: the newest version of a name, a version's files,
+and the potential logged at a model URI (``models:/NAME/VERSION``, ``models:/NAME@alias`` or
+``runs:/RUN_ID/model``).
 
 The model's artefacts are downloaded into a temporary directory, the pesnet model file among
 them is read whole (plain HDF5, no code) and the directory removed. The store is passed to
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from pesnet.errors import InputError
 from pesnet.potential.io import FORMAT_NAME, load_model
-from pesnet.tracking.store import configure_mlflow, resolve_tracking_uri
+from pesnet.tracking import store
+from pesnet.tracking.store import TrackingError, configure_mlflow, resolve_tracking_uri
 
 
 def load_potential(model_uri: str, tracking_uri: str | None = None):
@@ -46,6 +48,55 @@ def load_potential(model_uri: str, tracking_uri: str | None = None):
         return load_model(path)
     finally:
         shutil.rmtree(destination, ignore_errors=True)
+
+
+def latest_version(uri: str, name: str) -> str:
+    """The highest version number of registered model ``name``."""
+    from mlflow.exceptions import MlflowException
+
+    store.check_reachable(uri)
+    client = store.client(uri)
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException as error:
+        raise TrackingError(f"cannot read the Model Registry of {store.describe(uri)}: "
+                            f"{error}") from None
+    if not versions:
+        raise InputError(f"no registered model named {name!r} in {store.describe(uri)}; "
+                         f"`pesnet run pipelines/{name}.toml` registers it")
+    return str(max(int(v.version) for v in versions))
+
+
+def example_request(uri: str, name: str, version: str) -> Path | None:
+    """The logged ``serving_input_example.json`` of a version, if its artefacts are local."""
+    from urllib.parse import unquote, urlparse
+
+    try:
+        location = store.client(uri).get_model_version_download_uri(name, version)
+    except Exception:  # only a hint: never fail over it
+        return None
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return None
+    path = Path(unquote(parsed.path)) / "serving_input_example.json"
+    return path if path.is_file() else None
+
+
+def download_model(uri: str, model_uri: str, directory) -> Path:
+    """Download ``model_uri`` (``models:/NAME/VERSION``) from the store ``uri`` into
+    ``directory``; returns the model's local directory (its ``MLmodel`` file is inside)."""
+    import mlflow.artifacts
+
+    try:
+        source = model_uri
+        if model_uri.startswith("models:/"):
+            source = registered_source(store.client(uri), model_uri)
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=source,
+                                                        dst_path=str(directory),
+                                                        tracking_uri=uri))
+    except Exception as error:  # MlflowException, OSError, requests errors
+        raise TrackingError(f"cannot download {model_uri} from {store.describe(uri)}: "
+                            f"{str(error).splitlines()[0]}") from None
 
 
 def registered_source(client, model_uri: str) -> str:

@@ -167,6 +167,7 @@ class TrackingSession:
         self.member_run_ids: list[str] = []
         self.broken: str | None = None
         self.closed_orphans: list[str] = []  # runs of dead processes closed by start()
+        self.status: str | None = None  # set by end()
         self._member_active: np.ndarray | None = None
         self._member_open = False
         self._logged_epochs: set[int] = set()
@@ -414,7 +415,11 @@ class TrackingSession:
 
     def end(self, status: str = "FINISHED", error: str | None = None) -> None:
         """Close any open member runs and the parent run with ``status`` (FINISHED, FAILED,
-        KILLED), recording ``error`` as a tag; best effort, never raises."""
+        KILLED), recording ``error`` as a tag; best effort, never raises. Only the first
+        call does anything: a run ends once."""
+        if self.status is not None:
+            return
+        self.status = status
         if self._member_open:
             self._member_open = False
             for run_id in self.member_run_ids:

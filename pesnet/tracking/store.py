@@ -16,7 +16,6 @@ Nothing here imports MLflow at module import time (it costs ~1.5 s).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from pesnet.errors import PesnetError
+from pesnet.fileio import file_lock
 
 #: Directory (relative to the working directory) of the default store.
 STORE_DIR = "mlruns"
@@ -96,13 +96,8 @@ def store_lock(uri: str):
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(path.with_name(path.name + ".lock")):
+        yield
 
 
 def configure_mlflow(quiet: bool = True) -> None:
@@ -149,13 +144,14 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
 
 
 def client(uri: str):
-    """An ``MlflowClient`` for ``uri``; its first contact with a SQLite store (which may
-    create the schema) happens under :func:`store_lock`."""
+    """An ``MlflowClient`` for ``uri``, its Model Registry too (MLflow's global URIs are not
+    read); its first contact with a SQLite store (which may create the schema) happens under
+    :func:`store_lock`."""
     from mlflow import MlflowClient
 
     configure_mlflow(quiet=False)
     with store_lock(uri):
-        mlflow_client = MlflowClient(tracking_uri=uri)
+        mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         mlflow_client.search_experiments(max_results=1)  # opens (and migrates) the store
     return mlflow_client
 
@@ -195,7 +191,10 @@ def get_or_create_experiment(mlflow_client, uri: str, name: str) -> str:
 def using_tracking_uri(uri: str):
     """Point MLflow's global (fluent) API at ``uri`` for the duration; restore afterwards.
 
-    Needed only for the few MLflow calls that have no client form (logging a model).
+    Needed only where MLflow has no client form: logging a model
+    (:meth:`~pesnet.tracking.session.TrackingSession.log_pyfunc`), and registering one, whose
+    SQL registry looks the logged model up through the global URI. Everything else passes the
+    store explicitly.
     """
     import mlflow
 

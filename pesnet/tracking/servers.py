@@ -1,11 +1,11 @@
-"""Registered models and the two MLflow servers pesnet starts: the model server and the UI.
+"""The two MLflow servers pesnet starts, as subprocesses: the model server and the UI.
 
 Both are subprocesses of pesnet's interpreter with ``MLFLOW_TRACKING_URI`` set to the store and
 that interpreter's ``bin`` directory first on ``PATH`` (``mlflow ui`` starts ``uvicorn`` by
 name). The UI is ``python -m mlflow ui``. The model server is what ``mlflow models serve
 --env-manager local`` runs (MLflow's scoring server under uvicorn) with a request-size limit
 in front of it (:mod:`.scoring`, :mod:`.request_limits`): the model is downloaded once into a
-temporary directory and uvicorn loads ``pesnet.tracking.scoring:create_app``. Both bind
+temporary directory (:func:`pesnet.tracking.model_loading.download_model`) and uvicorn loads ``pesnet.tracking.scoring:create_app``. Both bind
 127.0.0.1 unless told otherwise.
 """
 
@@ -18,40 +18,6 @@ import sys
 from pathlib import Path
 
 from pesnet.errors import InputError
-from pesnet.tracking import store
-from pesnet.tracking.store import TrackingError
-
-
-def latest_version(uri: str, name: str) -> str:
-    """The highest version number of registered model ``name``."""
-    from mlflow.exceptions import MlflowException
-
-    store.check_reachable(uri)
-    client = store.client(uri)
-    try:
-        versions = client.search_model_versions(f"name='{name}'")
-    except MlflowException as error:
-        raise TrackingError(f"cannot read the Model Registry of {store.describe(uri)}: "
-                            f"{error}") from None
-    if not versions:
-        raise InputError(f"no registered model named {name!r} in {store.describe(uri)}; "
-                         f"`pesnet run pipelines/{name}.toml` registers it")
-    return str(max(int(v.version) for v in versions))
-
-
-def example_request(uri: str, name: str, version: str) -> Path | None:
-    """The logged ``serving_input_example.json`` of a version, if its artefacts are local."""
-    from urllib.parse import unquote, urlparse
-
-    try:
-        location = store.client(uri).get_model_version_download_uri(name, version)
-    except Exception:  # only a hint: never fail over it
-        return None
-    parsed = urlparse(location)
-    if parsed.scheme not in ("", "file"):
-        return None
-    path = Path(unquote(parsed.path)) / "serving_input_example.json"
-    return path if path.is_file() else None
 
 
 def server_env(uri: str) -> dict:
@@ -71,20 +37,6 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as error:
             raise InputError(f"cannot listen on {host}:{port} ({error.strerror or error}); "
                              f"choose another --port") from None
-
-
-def download_model(uri: str, model_uri: str, directory) -> Path:
-    """Download ``model_uri`` (``models:/NAME/VERSION``) from the store ``uri`` into
-    ``directory``; returns the model's local directory (its ``MLmodel`` file is inside)."""
-    import mlflow.artifacts
-
-    try:
-        with store.using_tracking_uri(uri):  # models:/ resolves through the registry
-            return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri,
-                                                            dst_path=str(directory)))
-    except Exception as error:  # MlflowException, OSError, requests errors
-        raise TrackingError(f"cannot download {model_uri} from {store.describe(uri)}: "
-                            f"{str(error).splitlines()[0]}") from None
 
 
 def serve_command(host: str = "127.0.0.1", port: int = 5001, workers: int = 1) -> list[str]:

@@ -1,19 +1,29 @@
-"""The optional tables of a pipeline spec (:mod:`pesnet.pipeline.spec`): ``[compute]`` (run
-featurization and training on a Dask cluster), ``[active_learning]`` (``pesnet
-active-learn``) and ``[validate]`` (crystal properties against a reference), and
+"""Spec tables that stand on their own (:mod:`pesnet.pipeline.spec` holds the core ones and
+the loader): :class:`SpecTable`, the strict base of every table; the optional tables
+``[compute]`` (featurization and training on a Dask cluster), ``[active_learning]`` (``pesnet
+active-learn``) and ``[validate]`` (crystal properties against a reference); and
 :func:`compute_spec`, which applies ``--scheduler``/``--workers``."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pesnet.errors import InputError, did_you_mean
-from pesnet.pipeline.spec_table import SpecTable
 
 if TYPE_CHECKING:  # pragma: no cover
     from pesnet.pipeline.spec import PipelineSpec
+
+
+#: What names of pipelines and registered models may look like.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class SpecTable(BaseModel):
+    """A spec table: unknown keys are errors, and TOML types are taken as they are."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class ComputeSpec(SpecTable):
