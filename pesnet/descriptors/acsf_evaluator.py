@@ -17,13 +17,13 @@ small matrix product per row, and since every bond inside the cutoff has its rev
 list, the radial force on atom a is Σ_{b of a} (∂E/∂d_b + ∂E/∂d_rev(b)) u_b — another product
 per row, no scatter.
 
-**Angular terms** (:mod:`pesnet.descriptors.angular_engine`, the evaluator's
-:class:`~pesnet.descriptors.angular_engine.AngularTerms`) use the block algorithm of
+**Angular terms** (:mod:`pesnet.descriptors.acsf_angular_evaluator`, the evaluator's
+:class:`~pesnet.descriptors.acsf_angular_evaluator.AngularTerms`) use the block algorithm of
 :mod:`pesnet.descriptors.angular` (centres in blocks, neighbours padded to m, (B, m, m) pair
 matrices). Per η the matrices are
 X_key = q_j q_k (A_key(c) ∘ P) and q_j q_k (A_key(c) ∘ P'/r_jk), with A_key the powers
-(1 + λc)^n — or, for integer ζ ≤ :data:`~.angular_plan.MONOMIAL_MAX_ZETA`, the monomials
-c^n (one product each, chained; see :mod:`pesnet.descriptors.angular_plan`). With q folded into
+(1 + λc)^n — or, for integer ζ ≤ :data:`~.angular_work_plan.MONOMIAL_MAX_ZETA`, the monomials
+c^n (one product each, chained; see :mod:`pesnet.descriptors.angular_work_plan`). With q folded into
 the matrices, the right-hand sides [1, u_k] and [1, D_k] (per element of k) serve every η,
 and one matrix product per block gives every key's contraction Y = X [1, u], Z = X' [1, D].
 These do not depend on the weights and are kept on the tape; the backward pass recombines
@@ -47,9 +47,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pesnet.descriptors.angular_engine import AngularTerms
+from pesnet.descriptors.acsf_angular_evaluator import AngularTerms
 from pesnet.descriptors.bonds import Geometry, PairList
-from pesnet.descriptors.tape import Layout, Tape, Workspace
+from pesnet.descriptors.evaluation_tape import Layout, Tape, Workspace
 from pesnet.errors import ConfigurationError
 
 

@@ -1,4 +1,4 @@
-"""How the prediction engine (:mod:`pesnet.descriptors.pullback`) organises the angular terms.
+"""How the prediction engine (:mod:`pesnet.descriptors.acsf_evaluator`) organises the angular terms.
 
 * :func:`plan`: the angular work plan of :func:`~pesnet.descriptors.angular.plan_angular`,
   rewritten on the monomials c^n ∘ P when every ζ is a small integer (one product per power

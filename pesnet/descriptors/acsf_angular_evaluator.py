@@ -1,18 +1,24 @@
 """The angular (G4/G5) terms of the prediction engine: values and tape of a forward pass, and
-their share of the vector–Jacobian product (see :mod:`pesnet.descriptors.pullback`, whose
-:class:`~pesnet.descriptors.pullback.ACSFEvaluator` these methods belong to)."""
+their share of the vector–Jacobian product (see :mod:`pesnet.descriptors.acsf_evaluator`, whose
+:class:`~pesnet.descriptors.acsf_evaluator.ACSFEvaluator` these methods belong to)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from pesnet.descriptors.angular_plan import Keys, centre_blocks, exact_power, supergroups, term_plan
+from pesnet.descriptors.angular_work_plan import (
+    Keys,
+    centre_blocks,
+    exact_power,
+    supergroups,
+    term_plan,
+)
 from pesnet.descriptors.bonds import PairList
-from pesnet.descriptors.tape import Block, Tape
+from pesnet.descriptors.evaluation_tape import Block, Tape
 
 
 class AngularTerms:
-    """Mixin of :class:`~pesnet.descriptors.pullback.ACSFEvaluator`: its angular terms. Uses
+    """Mixin of :class:`~pesnet.descriptors.acsf_evaluator.ACSFEvaluator`: its angular terms. Uses
     the evaluator's ``acsf``, ``n_elements`` and ``_work``."""
 
     def _init_angular(self, acsf) -> None:
