@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from ase.data import chemical_symbols
 
-from pesnet.descriptors.angular import angular_terms, plan_angular
+from pesnet.descriptors.angular import angular_terms
+from pesnet.descriptors.angular_work_plan import plan_angular
 from pesnet.descriptors.bond_descriptor import BondDescriptor, element_numbers
 from pesnet.descriptors.protocol import DescriptorResult
 from pesnet.descriptors.radial import radial_terms

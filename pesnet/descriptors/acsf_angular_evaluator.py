@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from pesnet.descriptors.angular_work_plan import (
+    PREDICTION_BLOCK_ELEMENTS,
     Keys,
     centre_blocks,
     exact_power,
@@ -14,6 +15,7 @@ from pesnet.descriptors.angular_work_plan import (
     term_plan,
 )
 from pesnet.descriptors.bonds import PairList
+from pesnet.descriptors.cutoff import cutoff_cosine, cutoff_from_cosine, cutoff_slope
 from pesnet.descriptors.evaluation_tape import Block, Tape
 
 
@@ -59,7 +61,7 @@ class AngularTerms:
         every = np.arange(n_el)
         n_stack = max(len(sg.etas) * (sg.n_p + sg.n_dp) for sg in self.supergroups)
         structure = []
-        for centres in centre_blocks(counts, n_stack):
+        for centres in centre_blocks(counts, n_stack, PREDICTION_BLOCK_ELEMENTS):
             n = counts[centres]
             m = int(n[0])
             slot = np.arange(m)
@@ -100,9 +102,7 @@ class AngularTerms:
             Dp *= valid[..., None]
             rp = r[bond]
             rp[~valid] = 2.0 * cutoff  # padding: beyond the cutoff from everything
-            x = rp * (np.pi / cutoff)
-            cos_r = np.cos(x)
-            f = 0.5 * (cos_r + 1.0)
+            f, sin_r = cutoff_from_cosine(cutoff_cosine(rp, cutoff), derivatives)
             f *= valid
             inv_r = 1.0 / rp
             u = Dp * inv_r[..., None]                                         # (B, m, 3)
@@ -122,15 +122,11 @@ class AngularTerms:
                 # cos(π r_jk / r_c) inside the cutoff, −1 (so f_c = f_c' = 0) elsewhere
                 cos_x = work.get("cos_x", mm)
                 cos_x.fill(-1.0)
-                np.cos(np.multiply(rjk, np.pi / cutoff, out=work.get("x", mm)), out=cos_x,
-                       where=mask4)
-                one_plus = np.add(cos_x, 1.0, out=work.get("one_plus", mm))
-                fjk = np.multiply(one_plus, 0.5, out=work.get("fjk", mm))
+                cutoff_cosine(rjk, cutoff, out=cos_x, where=mask4, phase=work.get("x", mm))
+                fjk, dfjk_r = cutoff_from_cosine(cos_x, derivatives, out=work.get("fjk", mm),
+                                                 sine_out=work.get("dfjk_r", mm))
                 if derivatives:
-                    # f_c'(r_jk)/r_jk, sin x = sqrt((1 − cos x)(1 + cos x)) on [0, π]
-                    dfjk_r = np.subtract(1.0, cos_x, out=work.get("dfjk_r", mm))
-                    dfjk_r *= one_plus
-                    np.sqrt(dfjk_r, out=dfjk_r)
+                    # f_c'(r_jk)/r_jk = sin x / (r_jk · (−2 r_c/π))
                     rjk *= -2.0 * cutoff / np.pi
                     dfjk_r /= rjk
             pair_mask = None
@@ -148,8 +144,8 @@ class AngularTerms:
                 rhs_d = np.empty((B, m, n_el, 4))
                 rhs_d[..., 0] = oh
                 rhs_d[..., 1:] = oh[..., None] * Dp[:, :, None, :]
-                df = np.sqrt((1.0 - cos_r) * (1.0 + cos_r))
-                df *= (-0.5 * np.pi / cutoff) * valid
+                df = sin_r
+                df *= cutoff_slope(cutoff) * valid                               # f_c'(r)
                 # q'/q = (f'/f − 2η r) (bonds with f = 0 are not angular bonds; 0 in padding)
                 df_f = np.divide(df, f, out=np.zeros_like(f), where=valid)
                 # the tape's arrays: one set per block, kept until the next forward pass

@@ -49,6 +49,7 @@ import numpy as np
 
 from pesnet.descriptors.acsf_angular_evaluator import AngularTerms
 from pesnet.descriptors.bonds import Geometry, PairList
+from pesnet.descriptors.cutoff import cutoff_cosine, cutoff_from_cosine, cutoff_slope
 from pesnet.descriptors.evaluation_tape import Layout, Tape, Workspace
 from pesnet.errors import ConfigurationError
 
@@ -110,7 +111,7 @@ class ACSFEvaluator(AngularTerms):
             angular = inside[d_in < acsf.angular_cutoff]
             # an angular bond needs f_c(r) > 0 (it has none where cos rounds to −1, within
             # ~1e-8 Å of the cutoff: there every term it enters is 0 anyway)
-            angular = angular[np.cos(d[angular] * (np.pi / acsf.angular_cutoff)) > -1.0]
+            angular = angular[cutoff_cosine(d[angular], acsf.angular_cutoff) > -1.0]
             structure = self._angular_structure(pairs, angular)
             ang_values = np.zeros((n_atoms, n_el, n_el, acsf.n_angular))
             blocks = self._angular_forward(structure, D[angular], d[angular], n_atoms,
@@ -171,9 +172,7 @@ class ACSFEvaluator(AngularTerms):
         work = self._work
         shape = (d.shape[0], 1 + n_g2 + n_g3, d.shape[2])
         inside = d < cutoff
-        x = d * (np.pi / cutoff)
-        cos_x = np.cos(x)
-        fc = 0.5 * (cos_x + 1.0)
+        fc, dfc = cutoff_from_cosine(cutoff_cosine(d, cutoff), derivatives)  # f_c, sin x
         fc *= inside
         out = work.get("radial", shape)
         out[:, :1] = fc
@@ -188,12 +187,7 @@ class ACSFEvaluator(AngularTerms):
             np.multiply(cosine, fc, out=out[:, 1 + n_g2 :])
         if not derivatives:
             return out, None
-        # f_c' = −(π/2r_c) sin x, with sin x = sqrt((1 − cos x)(1 + cos x)) on [0, π]
-        dfc = 1.0 - cos_x
-        dfc *= cos_x + 1.0
-        np.maximum(dfc, 0.0, out=dfc)
-        np.sqrt(dfc, out=dfc)
-        dfc *= (-0.5 * np.pi / cutoff) * inside
+        dfc *= cutoff_slope(cutoff) * inside                                  # f_c' = −(π/2r_c) sin x
         d_out = work.get("d_radial", shape)
         d_out[:, :1] = dfc
         if n_g2:
