@@ -141,3 +141,39 @@ def test_toy_kind_featurizes_trains_saves_and_predicts(cu_features, tmp_path):
     np.testing.assert_allclose(forces, numeric, atol=1e-6 * max(1.0, np.abs(numeric).max()))
     stress = atoms.get_stress()
     assert np.isfinite(stress).all()
+
+
+def test_spec_descriptor_table_names_a_kind(tmp_path, capsys):
+    from pesnet.cli.main import main
+    from pesnet.pipeline.spec import load_spec
+
+    (tmp_path / "cu.extxyz").write_text("")
+    spec = tmp_path / "toy.toml"
+    spec.write_text('[dataset]\nfiles = ["cu.extxyz"]\n\n[descriptor]\nkind = "gaussian-shells"\n'
+                    'params = { cutoff = 4.0, centres = [2.2, 2.6], width = 0.3 }\n')
+    params = load_spec(spec).spec.descriptor.parameters([29])
+    assert descriptor_from_params(params) == GaussianShells([29], 4.0, [2.2, 2.6], 0.3)
+
+    default = tmp_path / "default.toml"
+    default.write_text('[dataset]\nfiles = ["cu.extxyz"]\n\n[descriptor]\ncutoff = 5.0\n')
+    from pesnet.descriptors import default_parameters
+
+    assert load_spec(default).spec.descriptor.parameters([29]) == default_parameters([29], 5.0)
+
+    spec.write_text('[dataset]\nfiles = ["cu.extxyz"]\n\n[descriptor]\nkind = "gausian-shells"\n'
+                    'params = { cutoff = 4.0 }\n')
+    assert main(["run", str(spec), "--run-dir", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "did you mean 'gaussian-shells'" in err, err
+
+
+def test_featurize_cli_refuses_an_unknown_kind_in_one_line(tmp_path, capsys):
+    from pesnet.cli.main import main
+
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"kind": "soap", "elements": ["Cu"], "cutoff": 4.0}))
+    code = main(["featurize", str(tmp_path / "missing.h5"), "-o", str(tmp_path / "f.h5"),
+                 "--descriptor-params", str(params)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "unknown descriptor kind 'soap'" in err, err

@@ -18,7 +18,7 @@ list, the radial force on atom a is Σ_{b of a} (∂E/∂d_b + ∂E/∂d_rev(b))
 per row, no scatter.
 
 **Angular terms** (:mod:`pesnet.descriptors.acsf_angular_evaluator`, the evaluator's
-:class:`~pesnet.descriptors.acsf_angular_evaluator.AngularTerms`) use the block algorithm of
+:class:`~pesnet.descriptors.acsf_angular_evaluator.AngularEvaluator`) use the block algorithm of
 :mod:`pesnet.descriptors.angular` (centres in blocks, neighbours padded to m, (B, m, m) pair
 matrices). Per η the matrices are
 X_key = q_j q_k (A_key(c) ∘ P) and q_j q_k (A_key(c) ∘ P'/r_jk), with A_key the powers
@@ -47,21 +47,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from pesnet.descriptors.acsf_angular_evaluator import AngularTerms
+from pesnet.descriptors.acsf_angular_evaluator import AngularEvaluator
 from pesnet.descriptors.bonds import Geometry, PairList
 from pesnet.descriptors.cutoff import cutoff_cosine, cutoff_from_cosine, cutoff_slope
 from pesnet.descriptors.evaluation_tape import Layout, Tape, Workspace
 from pesnet.errors import ConfigurationError
 
 
-class ACSFEvaluator(AngularTerms):
+class ACSFEvaluator:
     """Values of an :class:`~pesnet.descriptors.ACSF` on a :class:`PairList`, and the
     vector–Jacobian product that gives forces and virials (see the module doc)."""
 
     def __init__(self, acsf):
         self.acsf = acsf
         n_el = self.n_elements = len(acsf.elements)
-        self._init_angular(acsf)
+        self.angular = AngularEvaluator(acsf)
         self.n_radial_columns = n_el * acsf.n_radial
         g2 = np.asarray(acsf.g2, dtype=float).reshape(-1, 2)
         self._eta = g2[:, 0][None, :, None]
@@ -112,10 +112,10 @@ class ACSFEvaluator(AngularTerms):
             # an angular bond needs f_c(r) > 0 (it has none where cos rounds to −1, within
             # ~1e-8 Å of the cutoff: there every term it enters is 0 anyway)
             angular = angular[cutoff_cosine(d[angular], acsf.angular_cutoff) > -1.0]
-            structure = self._angular_structure(pairs, angular)
+            structure = self.angular.structure(pairs, angular)
             ang_values = np.zeros((n_atoms, n_el, n_el, acsf.n_angular))
-            blocks = self._angular_forward(structure, D[angular], d[angular], n_atoms,
-                                           ang_values, derivatives)
+            blocks = self.angular.forward(structure, D[angular], d[angular], ang_values,
+                                          derivatives)
             s, t, columns = acsf._pairs
             values[:, columns] = ang_values[:, s, t].reshape(n_atoms, len(columns))
         if not derivatives:
@@ -242,5 +242,5 @@ class ACSFEvaluator(AngularTerms):
                     w[k, :, x] = (weighted[:, a:b] * tape.u[x, a:b]) @ tape.u[:, a:b].T
             w = w.transpose(1, 0, 2, 3)
         if tape.blocks:
-            self._angular_backward(tape, weights, f, w)
+            self.angular.backward(tape, weights, f, w)
         return f, w
