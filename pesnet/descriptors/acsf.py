@@ -90,17 +90,19 @@ class ACSF(BondDescriptor):
         self.n_radial = 1 + len(self.g2) + len(self.g3)
         self.n_angular = len(self.g4) + len(self.g5)
         self.n_features = n_el * self.n_radial + n_el * (n_el + 1) // 2 * self.n_angular
-        # Index of each element pair (s, t) in DScribe's order, and its angular columns.
+        # Index of each element pair (s, t) in DScribe's order, and its angular columns
+        # angular_columns (n_el, n_el, n_angular) (symmetric in s, t); pair_columns: the
+        # pairs s ≤ t (s, t, and their columns flattened), as the evaluators fill them.
         s, t = np.meshgrid(np.arange(n_el), np.arange(n_el), indexing="ij")
         hi, lo = np.maximum(s, t), np.minimum(s, t)
         pair = hi * (hi + 1) // 2 + lo
         self._pair_index = pair
-        self._angular_columns = (n_el * self.n_radial + pair[..., None] * self.n_angular
-                                 + np.arange(self.n_angular))
+        self.angular_columns = (n_el * self.n_radial + pair[..., None] * self.n_angular
+                                + np.arange(self.n_angular))
         self._labels = self._make_labels()
         self._angular_plans = {d: plan_angular(self.g4, self.g5, d) for d in (False, True)}
         s_, t_ = np.triu_indices(n_el)
-        self._pairs = (s_, t_, self._angular_columns[s_, t_].reshape(-1))
+        self.pair_columns = (s_, t_, self.angular_columns[s_, t_].reshape(-1))
 
     # -- parameters and labels ----------------------------------------------------------
     @property
@@ -193,7 +195,7 @@ class ACSF(BondDescriptor):
             n_atoms, n_el, self.angular_cutoff, self.g4, self.g5, derivatives,
             self._angular_plans[bool(derivatives)])
         if self.n_angular:
-            s, t, columns = self._pairs
+            s, t, columns = self.pair_columns
             values[:, columns] = ang[:, s, t].reshape(n_atoms, len(columns))
         if not derivatives:
             return values, None

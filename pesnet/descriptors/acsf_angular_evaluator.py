@@ -351,7 +351,7 @@ class AngularEvaluator:
         into the arrays given (either may be ``None``)."""
         K = weights.shape[0]
         n_ab = len(tape.centre)
-        w_ang = weights[:, :, self.acsf._angular_columns]     # (K, n_atoms, s, t, n_angular)
+        w_ang = weights[:, :, self.acsf.angular_columns]     # (K, n_atoms, s, t, n_angular)
         # bond gradients G[(x, κ), b] = ∂E_κ/∂(D_b)_x of the angular bonds (+1 spare column)
         G = self.work.get("G", (3 * K, n_ab + 1))
         G.fill(0.0)

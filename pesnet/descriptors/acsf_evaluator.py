@@ -116,7 +116,7 @@ class ACSFEvaluator:
             ang_values = np.zeros((n_atoms, n_el, n_el, acsf.n_angular))
             blocks = self.angular.forward(structure, D[angular], d[angular], ang_values,
                                           derivatives)
-            s, t, columns = acsf._pairs
+            s, t, columns = acsf.pair_columns
             values[:, columns] = ang_values[:, s, t].reshape(n_atoms, len(columns))
         if not derivatives:
             return values, None
