@@ -34,8 +34,9 @@ def register(subparsers) -> None:
                         help="features file to write (.h5)")
     parser.add_argument("--descriptor-params", type=Path, metavar="FILE",
                         help="JSON or TOML file with elements, cutoff, g2, g4, g5 "
-                        "(optional g3, angular_cutoff); default: pesnet's default set for the "
-                        "dataset's elements")
+                        "(optional g3, angular_cutoff), or a registered kind and its "
+                        "parameters; default: pesnet's default ACSF set for the dataset's "
+                        "elements")
     parser.add_argument("--cutoff", type=float, default=6.0,
                         help="cutoff (Å) of the default parameter set (default 6)")
     parser.add_argument("--angular-cutoff", type=float,
