@@ -14,7 +14,7 @@ model's to the last bit.
 
 How it is fast. A step needs the symmetry functions G and the forces F = −Σ_i (∂E_i/∂G_i)
 (∂G_i/∂r) of every member; the calculator never forms the descriptor Jacobian but pulls the
-networks' input gradients back through the bonds (:mod:`pesnet.descriptors.pullback`). The
+networks' input gradients back through the bonds (:mod:`pesnet.descriptors.acsf_evaluator`). The
 neighbour list is a Verlet list with a ``skin`` (Å): built for cutoff + skin and reused until an
 atom has moved more than skin/2 (or the cell, periodicity or atoms change), its bond vectors
 recomputed from the current positions each step (:mod:`pesnet.descriptors.bonds`). BLAS runs

@@ -150,6 +150,57 @@ def assert_invariances(per_atom, atoms, seed=0, atol=1e-9):
                                err_msg="does not follow a permutation of like atoms")
 
 
+def assert_descriptor_contract(descriptor, atoms, seed=0, rtol=1e-6):
+    """What every registered descriptor kind must satisfy, on one structure ``atoms``
+    (DScribe's ``assert_symmetries`` + ``assert_derivatives``, for the protocol of
+    :mod:`pesnet.descriptors.protocol`):
+
+    * values are invariant (rotation, translation, permutation of like atoms);
+    * sparse derivative blocks match central differences of the values, strain derivatives
+      those under a homogeneous strain (periodic structures);
+    * :meth:`compute_many` agrees with :meth:`compute`, parameters survive JSON;
+    * the prediction-time evaluator gives the same values, and its pull-back gives the forces
+      −Σ_i w_i·∂G_i/∂r and the virial Σ_i w_i·∂G_i/∂ε of random weights w.
+    """
+    import json
+
+    from pesnet.descriptors.bonds import build_pairs
+    from pesnet.descriptors.registry import descriptor_from_params
+
+    assert descriptor_from_params(json.loads(descriptor.to_json())) == descriptor
+    assert len(descriptor.labels) == descriptor.n_features
+    assert_invariances(lambda a: descriptor.compute(a).values, atoms, seed=seed)
+    result = descriptor.compute(atoms, derivatives=True)
+    assert result.values.shape == (len(atoms), descriptor.n_features)
+    numeric = numerical_derivatives(lambda a: descriptor.compute(a).values, atoms)
+    # numeric[j, x, i, f] = ∂G_if/∂r_jx; dense[i, j, x, f]
+    assert_matches_finite_differences(result.dense_derivatives(), numeric.transpose(2, 0, 1, 3),
+                                      rtol=rtol)
+    if atoms.pbc.any():
+        strain = numerical_strain_derivatives(lambda a: descriptor.compute(a).values, atoms)
+        assert_matches_finite_differences(result.strain_derivatives,
+                                          strain.transpose(2, 3, 0, 1), rtol=rtol)
+    many = descriptor.compute_many([atoms, atoms], derivatives=True)
+    np.testing.assert_array_equal(many[1].values, result.values)
+
+    evaluator = descriptor.evaluator()
+    pairs = build_pairs(atoms, descriptor.cutoff + 0.3, descriptor.element_indices(atoms.numbers),
+                        len(descriptor.elements))
+    values, tape = evaluator.forward(pairs, pairs.geometry(atoms.positions, atoms.cell.array))
+    np.testing.assert_allclose(values, result.values, rtol=1e-10, atol=1e-12)
+    weights = np.random.default_rng(seed).normal(size=(2,) + values.shape)
+    forces, virials = evaluator.backward(tape, weights, forces=True, virial=True)
+    from pesnet.descriptors import contract_blocks, contract_strain
+
+    for k in range(2):
+        expected = -contract_blocks(weights[k], result.centres, result.neighbours,
+                                    result.derivatives, len(atoms))
+        np.testing.assert_allclose(forces[k], expected, rtol=1e-9, atol=1e-10)
+        if atoms.pbc.any():
+            np.testing.assert_allclose(virials[k, 0], contract_strain(
+                weights[k], result.strain_derivatives), rtol=1e-9, atol=1e-10)
+
+
 @pytest.fixture(scope="session")
 def cu_features(tmp_path_factory):
     """A ~40-configuration Cu EMT dataset and its features (made once per test session)."""

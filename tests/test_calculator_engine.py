@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from ase.build import bulk, molecule
 
-from pesnet.descriptors import ACSF, angular_plan, default_acsf
+from pesnet.descriptors import ACSF, angular_work_plan, default_acsf
+from pesnet.descriptors.acsf_evaluator import ACSFEvaluator
 from pesnet.descriptors.bonds import NeighbourCache, build_pairs
-from pesnet.descriptors.pullback import ACSFEvaluator
 from pesnet.potential.atoms_batch import batch_from_atoms
 from tests.conftest import random_molecular_box
 from tests.potential_helpers import random_potential, water_box
@@ -67,7 +67,7 @@ def test_values_equal_the_descriptors(name, make_acsf, make_atoms):
 
 
 def test_exact_powers_give_the_descriptors_values_to_round_off(monkeypatch):
-    monkeypatch.setattr(angular_plan, "MONOMIAL_MAX_ZETA", 0)
+    monkeypatch.setattr(angular_work_plan, "MONOMIAL_MAX_ZETA", 0)
     acsf, atoms = default_acsf([1, 6, 8], 6.0), _ethanol()
     expected = acsf.compute(atoms).values
     np.testing.assert_allclose(_engine_values(acsf, atoms), expected, rtol=1e-13, atol=1e-15)

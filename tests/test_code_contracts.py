@@ -7,6 +7,8 @@
   ``pipeline``, and nothing but ``cli`` imports ``cli``;
 * no two subpackages import each other, directly or through others;
 * no private name (``_x``) is imported from another module;
+* descriptors are pluggable: ACSF (its class, its modules, its evaluator) is imported only in
+  ``descriptors``; everything else goes through the protocol and the registry;
 * ruff's pyflakes and import-order rules pass (configured in pyproject.toml).
 
 Every ``import`` counts, also those inside functions: a lazy import is still a dependency.
@@ -84,6 +86,20 @@ def test_no_private_name_is_imported_from_another_module():
                if module.startswith("pesnet") and name and name.startswith("_")
                and not name.startswith("__")]
     assert private == []
+
+
+#: modules of the ACSF kind, which only ``descriptors`` may import
+ACSF_MODULES = {"pesnet.descriptors.acsf", "pesnet.descriptors.acsf_evaluator",
+                "pesnet.descriptors.acsf_angular_evaluator", "pesnet.descriptors.angular",
+                "pesnet.descriptors.angular_work_plan", "pesnet.descriptors.evaluation_tape",
+                "pesnet.descriptors.radial"}
+
+
+def test_descriptor_kinds_are_reached_through_the_registry():
+    named = [f"{rel}: {module}.{name}" for rel, top, module, name in _imports()
+             if top != "descriptors" and (module in ACSF_MODULES or (
+                 module.startswith("pesnet") and name in ("ACSF", "ACSFEvaluator")))]
+    assert named == []
 
 
 def test_ruff_pyflakes_and_import_order():

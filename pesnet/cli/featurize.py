@@ -1,4 +1,4 @@
-"""``pesnet featurize dataset.h5 -o features.h5``: ACSF values and derivatives of a dataset."""
+"""``pesnet featurize dataset.h5 -o features.h5``: descriptor values and derivatives of a dataset."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "featurize",
         help="compute symmetry-function features (and derivatives) of a dataset",
-        description="Compute Behler-Parrinello symmetry functions (ACSF) of every configuration "
-        "of a dataset, with their analytic derivatives as sparse (centre, neighbour) blocks and "
+        description="Compute descriptor features (by default Behler-Parrinello symmetry "
+        "functions, ACSF; or any registered descriptor kind) of every configuration of a "
+        "dataset, with their analytic derivatives as sparse (centre, neighbour) blocks and "
         "per-atom strain derivatives, plus per-element standardisation statistics over the "
         "training split. The descriptor parameters and the dataset's SHA-256 are stored with "
         "the features. On any error nothing is written.",
@@ -33,8 +34,9 @@ def register(subparsers) -> None:
                         help="features file to write (.h5)")
     parser.add_argument("--descriptor-params", type=Path, metavar="FILE",
                         help="JSON or TOML file with elements, cutoff, g2, g4, g5 "
-                        "(optional g3, angular_cutoff); default: pesnet's default set for the "
-                        "dataset's elements")
+                        "(optional g3, angular_cutoff), or a registered kind and its "
+                        "parameters; default: pesnet's default ACSF set for the dataset's "
+                        "elements")
     parser.add_argument("--cutoff", type=float, default=6.0,
                         help="cutoff (Å) of the default parameter set (default 6)")
     parser.add_argument("--angular-cutoff", type=float,
@@ -56,28 +58,29 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from pesnet.data import Dataset
-    from pesnet.descriptors.acsf import ACSF, check_new_cutoff
+    from pesnet.descriptors.bond_descriptor import check_new_cutoff
     from pesnet.descriptors.defaults import default_parameters
     from pesnet.descriptors.featurize import featurize, load_descriptor_params
+    from pesnet.descriptors.registry import descriptor_from_params
     from pesnet.fileio import check_output_path
 
     check_output_path(args.output)
     if args.chunk_size < 1:
         raise InputError(f"--chunk-size must be at least 1, got {args.chunk_size}")
     if args.descriptor_params is not None:
-        acsf = ACSF.from_params(load_descriptor_params(args.descriptor_params))
-        check_new_cutoff(acsf.cutoff)
+        descriptor = descriptor_from_params(load_descriptor_params(args.descriptor_params))
+        check_new_cutoff(descriptor.cutoff)
     else:
         with Dataset(args.dataset) as ds:
             elements = ds.elements
         if not elements:
             raise InputError(f"{args.dataset}: the dataset has no atoms")
-        acsf = ACSF.from_params(default_parameters(elements, args.cutoff,
-                                                   angular_cutoff=args.angular_cutoff))
-    summary = featurize(args.dataset, args.output, acsf, derivatives=not args.no_derivatives,
+        descriptor = descriptor_from_params(default_parameters(
+            elements, args.cutoff, angular_cutoff=args.angular_cutoff))
+    summary = featurize(args.dataset, args.output, descriptor, derivatives=not args.no_derivatives,
                         split=args.split, seed=args.seed, derivative_dtype=args.derivative_dtype,
                         chunk_size=args.chunk_size, progress=not args.quiet)
     if not args.quiet:
-        print(f"descriptor: {acsf!r}")
+        print(f"descriptor: {descriptor!r}")
         print(summary.format())
     return 0

@@ -1,20 +1,31 @@
-"""Descriptors: Behler–Parrinello atom-centred symmetry functions and their features file.
+"""Descriptors: pluggable per-atom features (Behler–Parrinello ACSF today) and their features file.
 
-Public API: :class:`ACSF`, :class:`ACSFResult`, :func:`default_parameters`,
+Every descriptor kind follows :class:`~pesnet.descriptors.protocol.Descriptor` and is found by
+name through :mod:`~pesnet.descriptors.registry`; everything above this package goes through
+those two. Public API: :class:`ACSF`, :class:`ACSFResult` (= :class:`DescriptorResult`),
+:class:`Descriptor`, :class:`BondDescriptor` (base of new kinds), :func:`register`,
+:func:`descriptor_from_params`, :func:`kinds`, :func:`default_parameters`,
 :func:`default_acsf`, :func:`featurize`, :func:`featurize_batch`, :class:`FeaturesFile`,
-:class:`FeatureBatch`, :class:`Stats`, :func:`contract_blocks` (forces from the
-derivative blocks), :func:`contract_strain` (stress from the strain derivatives).
+:class:`FeatureBatch`, :class:`Stats`, :func:`contract_blocks` (forces from the derivative
+blocks), :func:`contract_strain` (stress from the strain derivatives).
 """
 
 from pesnet.descriptors.acsf import ACSF, ACSFResult
+from pesnet.descriptors.bond_descriptor import BondDescriptor
 from pesnet.descriptors.defaults import default_acsf, default_parameters
 from pesnet.descriptors.derivatives import contract_blocks, contract_strain
 from pesnet.descriptors.features_file import FeatureBatch, FeaturesFile, Stats
 from pesnet.descriptors.featurize import featurize, featurize_batch, load_descriptor_params
+from pesnet.descriptors.protocol import Descriptor, DescriptorResult, Evaluator
+from pesnet.descriptors.registry import descriptor_from_params, kinds, register
 
 __all__ = [
     "ACSF",
     "ACSFResult",
+    "BondDescriptor",
+    "Descriptor",
+    "DescriptorResult",
+    "Evaluator",
     "FeatureBatch",
     "FeaturesFile",
     "Stats",
@@ -22,7 +33,10 @@ __all__ = [
     "contract_strain",
     "default_acsf",
     "default_parameters",
+    "descriptor_from_params",
     "featurize",
     "featurize_batch",
+    "kinds",
     "load_descriptor_params",
+    "register",
 ]

@@ -16,79 +16,19 @@ increasing atomic number G1, the G2s, the G3s; then per element pair (s ≤ t, o
 
 from __future__ import annotations
 
-import json
-from typing import NamedTuple
-
 import numpy as np
-from ase.data import atomic_numbers, chemical_symbols
+from ase.data import chemical_symbols
 
-from pesnet.descriptors.angular import angular_terms, plan_angular
-from pesnet.descriptors.derivatives import bond_to_blocks, strain_from_bonds
+from pesnet.descriptors.angular import angular_terms
+from pesnet.descriptors.angular_work_plan import plan_angular
+from pesnet.descriptors.bond_descriptor import BondDescriptor, element_numbers
+from pesnet.descriptors.protocol import DescriptorResult
 from pesnet.descriptors.radial import radial_terms
-from pesnet.errors import ConfigurationError, InputError, did_you_mean
-from pesnet.neighbours import neighbour_list
+from pesnet.errors import InputError, did_you_mean
 
-#: Largest cutoff (Å) accepted. Atom-centred descriptors describe a local environment
-#: (published ACSF sets use 4–12 Å); the neighbour count grows as the cube of the cutoff, so
-#: a typo such as 1000 Å would search millions of periodic images per atom.
-MAX_CUTOFF = 20.0
-
-
-def check_new_cutoff(cutoff: float) -> None:
-    """Refuse a cutoff (Å) above :data:`MAX_CUTOFF` for a descriptor being chosen now (a spec,
-    a command line, a parameter file); model files written with a longer one still load."""
-    if float(cutoff) > MAX_CUTOFF:
-        raise InputError(f"descriptor cutoff {float(cutoff):g} Å is above the {MAX_CUTOFF:g} Å "
-                         "a local descriptor can use (typical: 4–8 Å)")
-
-
-class ACSFResult(NamedTuple):
-    """Symmetry functions of one configuration (N atoms, F features).
-
-    ``values`` (N, F); ``labels`` (F,) strings. With derivatives: ``centres`` and ``neighbours``
-    (n_blocks,) atom indices, sorted by (centre, neighbour); ``derivatives`` (n_blocks, F, 3),
-    1/Å, block b holding ∂G[centres[b], f] / ∂r[neighbours[b], x] (periodic images of an atom
-    summed into one block; every atom has its own (i, i) block); ``strain_derivatives``
-    (N, F, 3, 3), ∂G[i, f] / ∂ε_ab for the homogeneous strain r → (1 + ε) r of atoms and
-    cell (dimensionless; ``None`` for a configuration with no periodic axis). Otherwise
-    ``None``.
-    """
-
-    values: np.ndarray
-    labels: tuple
-    centres: np.ndarray | None = None
-    neighbours: np.ndarray | None = None
-    derivatives: np.ndarray | None = None
-    strain_derivatives: np.ndarray | None = None
-
-    def dense_derivatives(self) -> np.ndarray:
-        """The derivatives as a dense (N, N, 3, F) array [i, j, x, f] (DScribe's layout).
-
-        For tests and small systems only: memory grows as N².
-        """
-        if self.derivatives is None:
-            raise ValueError("this result has no derivatives (compute(..., derivatives=True))")
-        n, f = self.values.shape
-        dense = np.zeros((n, n, 3, f))
-        dense[self.centres, self.neighbours] = self.derivatives.transpose(0, 2, 1)
-        return dense
-
-
-def _element_numbers(elements) -> tuple[int, ...]:
-    numbers = set()
-    for element in elements:
-        if isinstance(element, str):
-            if element not in atomic_numbers:
-                raise InputError(f"unknown chemical symbol {element!r} in descriptor elements")
-            numbers.add(atomic_numbers[element])
-        else:
-            z = int(element)
-            if not 0 < z < len(chemical_symbols):
-                raise InputError(f"invalid atomic number {element!r} in descriptor elements")
-            numbers.add(z)
-    if not numbers:
-        raise InputError("the descriptor needs at least one element")
-    return tuple(sorted(numbers))
+#: The result of :meth:`ACSF.compute` (the protocol's
+#: :class:`~pesnet.descriptors.protocol.DescriptorResult`; the old name kept).
+ACSFResult = DescriptorResult
 
 
 def _param_table(rows, width: int, name: str, names: str) -> np.ndarray:
@@ -109,7 +49,7 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
-class ACSF:
+class ACSF(BondDescriptor):
     """Behler–Parrinello atom-centred symmetry functions.
 
     ``elements``: chemical symbols or atomic numbers (sorted internally). ``cutoff``: radial
@@ -117,11 +57,15 @@ class ACSF:
     (η 1/Å², ζ, λ) rows with ζ ≥ 1 and λ = ±1. ``angular_cutoff`` (Å, ≤ ``cutoff``): a
     shorter cutoff for G4/G5 (their neighbours and their cosine cutoffs); ``None`` uses
     ``cutoff`` as DScribe does. G1 (the sum of cutoff functions) is always included.
+    Values, derivatives and JSON parameters follow the descriptor protocol
+    (:class:`~pesnet.descriptors.bond_descriptor.BondDescriptor`).
     """
+
+    kind = "acsf"
 
     def __init__(self, elements, cutoff: float, g2=(), g4=(), g5=(), angular_cutoff=None,
                  g3=()):
-        self.elements = _element_numbers(elements)
+        self.elements = element_numbers(elements)
         self.cutoff = float(cutoff)
         if not np.isfinite(self.cutoff) or self.cutoff <= 0:
             raise InputError(f"descriptor cutoff must be a positive number of Å, got {cutoff!r}")
@@ -142,23 +86,23 @@ class ACSF:
                 raise InputError(f"{name} parameters need zeta >= 1")
             if len(table) and not np.isin(table[:, 2], (-1.0, 1.0)).all():
                 raise InputError(f"{name} parameters need lambda = +1 or -1")
-        self._index = np.full(max(self.elements) + 1, -1)
-        self._index[list(self.elements)] = np.arange(len(self.elements))
         n_el = len(self.elements)
         self.n_radial = 1 + len(self.g2) + len(self.g3)
         self.n_angular = len(self.g4) + len(self.g5)
         self.n_features = n_el * self.n_radial + n_el * (n_el + 1) // 2 * self.n_angular
-        # Index of each element pair (s, t) in DScribe's order, and its angular columns.
+        # Index of each element pair (s, t) in DScribe's order, and its angular columns
+        # angular_columns (n_el, n_el, n_angular) (symmetric in s, t); pair_columns: the
+        # pairs s ≤ t (s, t, and their columns flattened), as the evaluators fill them.
         s, t = np.meshgrid(np.arange(n_el), np.arange(n_el), indexing="ij")
         hi, lo = np.maximum(s, t), np.minimum(s, t)
         pair = hi * (hi + 1) // 2 + lo
         self._pair_index = pair
-        self._angular_columns = (n_el * self.n_radial + pair[..., None] * self.n_angular
-                                 + np.arange(self.n_angular))
+        self.angular_columns = (n_el * self.n_radial + pair[..., None] * self.n_angular
+                                + np.arange(self.n_angular))
         self._labels = self._make_labels()
         self._angular_plans = {d: plan_angular(self.g4, self.g5, d) for d in (False, True)}
         s_, t_ = np.triu_indices(n_el)
-        self._pairs = (s_, t_, self._angular_columns[s_, t_].reshape(-1))
+        self.pair_columns = (s_, t_, self.angular_columns[s_, t_].reshape(-1))
 
     # -- parameters and labels ----------------------------------------------------------
     @property
@@ -195,15 +139,6 @@ class ACSF:
                    g4=params.get("g4", ()), g5=params.get("g5", ()),
                    angular_cutoff=params.get("angular_cutoff"), g3=params.get("g3", ()))
 
-    def to_json(self) -> str:
-        return json.dumps(self.params, sort_keys=True)
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, ACSF) and self.to_json() == other.to_json()
-
-    def __hash__(self) -> int:
-        return hash(self.to_json())
-
     def __repr__(self) -> str:
         symbols = ", ".join(chemical_symbols[z] for z in self.elements)
         return (f"ACSF([{symbols}], cutoff={self.cutoff:g}, angular_cutoff="
@@ -233,86 +168,15 @@ class ACSF:
         return tuple(labels)
 
     # -- computing ----------------------------------------------------------------------
-    def element_indices(self, numbers, where=("<atoms>", None)) -> np.ndarray:
-        """Index of each atomic number in :attr:`elements`; a clear error for any other.
+    def evaluator(self):
+        """The fast prediction-time evaluator (:mod:`pesnet.descriptors.acsf_evaluator`)."""
+        from pesnet.descriptors.acsf_evaluator import ACSFEvaluator
 
-        ``where`` = (file or description, configuration index) for the error message, or a
-        function returning it.
-        """
-        numbers = np.asarray(numbers, dtype=np.int64)
-        index = np.full(len(numbers), -1)
-        known = (numbers > 0) & (numbers < len(self._index))
-        index[known] = self._index[numbers[known]]
-        if (index < 0).any():
-            bad = sorted(set(numbers[index < 0].tolist()))
-            names = ", ".join(f"{chemical_symbols[z] if 0 < z < len(chemical_symbols) else '?'}"
-                              f" (Z={z})" for z in bad)
-            have = ", ".join(chemical_symbols[z] for z in self.elements)
-            where = where() if callable(where) else where
-            raise ConfigurationError(
-                where[0], where[1],
-                f"element {names} is not among the descriptor's elements ({have})")
-        return index
+        return ACSFEvaluator(self)
 
-    def compute(self, atoms, derivatives: bool = False, where=None) -> ACSFResult:
-        """Symmetry functions of every atom of ``atoms`` (and their derivatives if asked).
-
-        Values and derivatives come from one pass over one neighbour list, so they cannot
-        drift apart. ``where`` = (file, configuration index) names the configuration in
-        error messages; by default ``atoms.info["dataset_index"]`` if present.
-        """
-        return self.compute_many([atoms], derivatives, None if where is None else [where])[0]
-
-    def compute_many(self, frames, derivatives: bool = False, where=None) -> list[ACSFResult]:
-        """:meth:`compute` of several configurations in one vectorised pass.
-
-        The neighbour list is built per configuration; everything after it runs once over
-        the bonds of all of them, which amortises NumPy's per-call overhead over many small
-        molecules. ``where``: one (file, index) per configuration, or ``None``.
-        """
-        counts = np.array([len(atoms) for atoms in frames], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        element, bonds = [], []
-        for k, atoms in enumerate(frames):
-            here = where[k] if where is not None else (
-                lambda atoms=atoms: (f"Atoms({atoms.get_chemical_formula()})",
-                                     atoms.info.get("dataset_index")))
-            element.append(self.element_indices(atoms.numbers, here))
-            i, j, d, D = neighbour_list("ijdD", atoms, self.cutoff)
-            if len(d) and d.min() < 1e-8:
-                b = int(np.argmin(d))
-                here = here() if callable(here) else here
-                raise ConfigurationError(here[0], here[1],
-                                         f"atoms {i[b]} and {j[b]} are at the same position")
-            if len(i) and (np.diff(i) < 0).any():
-                order = np.argsort(i, kind="stable")
-                i, j, d, D = i[order], j[order], d[order], D[order]
-            bonds.append((i + offsets[k], j + offsets[k], d, D))
-        element = np.concatenate(element) if frames else np.zeros(0, np.int64)
-        if bonds:
-            i, j, d, D = (np.concatenate(parts) for parts in zip(*bonds))
-        else:
-            i = j = np.zeros(0, np.int64)
-            d, D = np.zeros(0), np.zeros((0, 3))
-        values, bond_grad = self._from_bonds(int(offsets[-1]), element, i, j, d, D,
-                                             derivatives)
-        if not derivatives:
-            return [ACSFResult(values[a:b], self._labels) for a, b in zip(offsets, offsets[1:])]
-        n_total = int(offsets[-1])
-        centres, neighbours, blocks = bond_to_blocks(i, j, bond_grad, n_total)
-        periodic = [bool(atoms.pbc.any()) for atoms in frames]
-        strain = strain_from_bonds(i, D, bond_grad, n_total) if any(periodic) else None
-        cuts = np.searchsorted(centres, offsets)
-        results = []
-        for k, (a, b) in enumerate(zip(offsets, offsets[1:])):
-            span = slice(cuts[k], cuts[k + 1])
-            results.append(ACSFResult(
-                values[a:b], self._labels, centres[span] - a, neighbours[span] - a,
-                blocks[span], strain[a:b] if periodic[k] else None))
-        return results
-
-    def _from_bonds(self, n_atoms, element, i, j, d, D, derivatives):
-        """Values (n_atoms, F) and, if asked, bond gradients ∂G_i/∂D_b (n_bonds, F, 3)."""
+    def bond_terms(self, n_atoms, element, i, j, d, D, derivatives):
+        """Values (n_atoms, F) and, if asked, bond gradients ∂G_i/∂D_b (n_bonds, F, 3)
+        (see :meth:`BondDescriptor.bond_terms`)."""
         n_el = len(self.elements)
         el_j = element[j]
         rad, d_rad = radial_terms(d, self.cutoff, self.g2, self.g3, derivatives)
@@ -331,7 +195,7 @@ class ACSF:
             n_atoms, n_el, self.angular_cutoff, self.g4, self.g5, derivatives,
             self._angular_plans[bool(derivatives)])
         if self.n_angular:
-            s, t, columns = self._pairs
+            s, t, columns = self.pair_columns
             values[:, columns] = ang[:, s, t].reshape(n_atoms, len(columns))
         if not derivatives:
             return values, None

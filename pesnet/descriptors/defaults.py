@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import math
 
-from pesnet.descriptors.acsf import ACSF, check_new_cutoff
+from pesnet.descriptors.acsf import ACSF
+from pesnet.descriptors.bond_descriptor import check_new_cutoff
 from pesnet.errors import InputError
 
 #: Default range (Å) of the angular terms (see the module doc).

@@ -1,4 +1,4 @@
-"""The features file (HDF5): ACSF values, sparse derivatives and standardisation statistics.
+"""The features file (HDF5): descriptor values, sparse derivatives and standardisation statistics.
 
 Layout (n configurations, N atoms, F features, N_e atoms of element e, M derivative blocks)::
 
@@ -16,7 +16,8 @@ Layout (n configurations, N atoms, F features, N_e atoms of element e, M derivat
     strain                   (N, F, 3, 3)  float32  ∂G_i/∂ε (zero rows where not periodic)
 
 ``derivatives`` and ``strain`` are absent when written with ``derivatives=False``. Attributes:
-``format`` = ``"pesnet-features"``, ``format_version``, ``descriptor`` (JSON parameters),
+``format`` = ``"pesnet-features"``, ``format_version``, ``descriptor`` (JSON parameters,
+whose ``kind`` names the descriptor kind; none in older files: ACSF),
 ``labels`` (JSON), ``dataset`` and ``dataset_sha256``, ``split`` (JSON: fractions, seed, number
 of training configurations), ``derivative_dtype``, ``pesnet_version``.
 
@@ -37,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 from ase.data import chemical_symbols
 
-from pesnet.descriptors.acsf import ACSF
+from pesnet.descriptors.registry import descriptor_from_params
 from pesnet.errors import DataFormatError
 from pesnet.fileio import open_hdf5
 
@@ -121,7 +122,7 @@ class FeaturesFile:
         self._file = open_hdf5(self.path, "features file", FORMAT_NAME, FORMAT_VERSION)
         attrs = self._file.attrs
         self.params = json.loads(attrs["descriptor"])
-        self.acsf = ACSF.from_params(self.params)
+        self.descriptor = descriptor_from_params(self.params)
         self.labels = tuple(json.loads(attrs["labels"]))
         self.dataset_sha256 = str(attrs["dataset_sha256"])
         self.split = json.loads(attrs["split"])
@@ -151,11 +152,11 @@ class FeaturesFile:
 
     @property
     def elements(self) -> tuple[int, ...]:
-        return self.acsf.elements
+        return self.descriptor.elements
 
     @property
     def n_features(self) -> int:
-        return self.acsf.n_features
+        return self.descriptor.n_features
 
     @property
     def stats(self) -> dict[int, Stats]:
@@ -168,12 +169,19 @@ class FeaturesFile:
                                        int(group.attrs["count"]))
         return self._stats
 
-    def check_descriptor(self, acsf: ACSF) -> None:
-        """Raise :class:`DataFormatError` unless ``acsf`` has exactly this file's parameters."""
-        if acsf != self.acsf:
+    @property
+    def acsf(self):
+        """The descriptor (its name from when ACSF was the only kind)."""
+        return self.descriptor
+
+    def check_descriptor(self, descriptor) -> None:
+        """Raise :class:`DataFormatError` unless ``descriptor`` has exactly this file's
+        parameters."""
+        if descriptor != self.descriptor:
             raise DataFormatError(
-                f"{self.path}: features were computed with descriptor {self.acsf!r}, not "
-                f"{acsf!r}; re-run `pesnet featurize` with the model's descriptor parameters")
+                f"{self.path}: features were computed with descriptor {self.descriptor!r}, "
+                f"not {descriptor!r}; re-run `pesnet featurize` with the model's descriptor "
+                "parameters")
 
     def check_dataset(self, dataset_path) -> None:
         """Raise :class:`DataFormatError` unless the file at ``dataset_path`` is the dataset

@@ -1,4 +1,5 @@
-"""Featurize a dataset: ACSF values and derivatives of every configuration into a features file.
+"""Featurize a dataset: descriptor values and derivatives of every configuration into a
+features file.
 
 Streams the dataset in chunks of configurations and flushes the output whenever the buffered
 derivative blocks pass a size limit, so memory stays bounded however large the dataset is.
@@ -22,9 +23,9 @@ from ase.data import chemical_symbols
 from pesnet import __version__
 from pesnet.data import Dataset, split_indices
 from pesnet.data.split import Split, fixed_split
-from pesnet.descriptors.acsf import ACSF
 from pesnet.descriptors.defaults import default_acsf
 from pesnet.descriptors.features_file import FORMAT_NAME, FORMAT_VERSION
+from pesnet.descriptors.registry import descriptor_from_params
 from pesnet.errors import InputError
 from pesnet.fileio import atomic_output, sha256_file
 
@@ -50,9 +51,10 @@ class ChunkFeatures(NamedTuple):
     strain: np.ndarray | None
 
 
-def featurize_batch(acsf: ACSF, batch, derivatives: bool = True, source="dataset",
+def featurize_batch(descriptor, batch, derivatives: bool = True, source="dataset",
                     dtype=np.float32) -> ChunkFeatures:
-    """ACSF of every configuration of a :class:`~pesnet.data.ConfigBatch`.
+    """Features of every configuration of a :class:`~pesnet.data.ConfigBatch` by
+    ``descriptor`` (a :class:`~pesnet.descriptors.protocol.Descriptor`).
 
     ``source`` names the dataset in error messages; ``dtype`` is that of blocks and strain.
     """
@@ -61,7 +63,7 @@ def featurize_batch(acsf: ACSF, batch, derivatives: bool = True, source="dataset
                     cell=batch.cell[k], pbc=batch.pbc[k])
               for k, (a, b) in enumerate(zip(batch.offsets, batch.offsets[1:]))]
     where = [(source, int(index)) for index in batch.indices]
-    for atoms, result in zip(frames, acsf.compute_many(frames, derivatives, where)):
+    for atoms, result in zip(frames, descriptor.compute_many(frames, derivatives, where)):
         values.append(result.values)
         periodic.append(bool(atoms.pbc.any()))
         if derivatives:
@@ -70,9 +72,9 @@ def featurize_batch(acsf: ACSF, batch, derivatives: bool = True, source="dataset
             neighbour.append(result.neighbours)
             blocks.append(result.derivatives.astype(dtype, copy=False))
             s = result.strain_derivatives
-            strain.append(np.zeros((len(atoms), acsf.n_features, 3, 3), dtype) if s is None
-                          else s.astype(dtype, copy=False))
-    F = acsf.n_features
+            strain.append(np.zeros((len(atoms), descriptor.n_features, 3, 3), dtype)
+                          if s is None else s.astype(dtype, copy=False))
+    F = descriptor.n_features
     cat = (lambda parts, shape, dt: np.concatenate(parts) if parts else np.zeros(shape, dt))
     values = cat(values, (0, F), float)
     periodic = np.array(periodic, bool)
@@ -150,28 +152,29 @@ def load_descriptor_params(path) -> dict:
     if isinstance(params, dict) and isinstance(params.get("descriptor"), dict):
         params = params["descriptor"]
     try:
-        ACSF.from_params(params)
+        descriptor_from_params(params)
     except InputError as error:
         raise InputError(f"{path}: {error}") from None
     return params
 
 
-def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = True,
+def featurize(dataset, output, descriptor=None, derivatives: bool = True,
               split=(0.8, 0.1, 0.1), seed: int = 0, derivative_dtype="float32",
               chunk_size: int = 64, progress: bool = False,
-              map_batches=None) -> FeaturizeSummary:
+              map_batches=None, acsf=None) -> FeaturizeSummary:
     """Compute the features of every configuration of ``dataset`` into ``output``.
 
-    ``acsf`` defaults to :func:`~pesnet.descriptors.defaults.default_acsf` of the dataset's
-    elements at 6 Å. Standardisation statistics are taken over the training part of the split:
-    ``split`` is train/validation/test fractions (``split_indices(n, split, seed)``) or a
+    ``descriptor`` (any :class:`~pesnet.descriptors.protocol.Descriptor`; ``acsf`` is its
+    older name) defaults to :func:`~pesnet.descriptors.defaults.default_acsf` of the
+    dataset's elements at 6 Å. Standardisation statistics are taken over the training part of
+    the split: ``split`` is train/validation/test fractions (``split_indices(n, split, seed)``) or a
     :class:`~pesnet.data.split.Split` of fixed indices; the file records which (``split``
     attribute). The output appears only when everything succeeded.
 
-    ``map_batches(acsf, parts, derivatives, source, dtype)`` computes the features: it takes
-    an iterator of ConfigBatch ``parts`` and yields ``(part, featurize_batch(acsf, part, ...))``
-    in the same order (default: here, one after the other; :mod:`pesnet.distributed.featurize`
-    fans the parts out to a Dask cluster). Writing and statistics stay here, in order, so every
+    ``map_batches(descriptor, parts, derivatives, source, dtype)`` computes the features: it
+    takes an iterator of ConfigBatch ``parts`` and yields ``(part, featurize_batch(descriptor,
+    part, ...))`` in the same order (default: here, one after the other;
+    :mod:`pesnet.distributed.featurize` fans the parts out to a Dask cluster). Writing and statistics stay here, in order, so every
     mapper gives the same file.
     """
     started = time.perf_counter()
@@ -182,36 +185,26 @@ def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = Tru
     if Path(output).resolve() == dataset.resolve():
         raise InputError(f"{output}: the features file must not overwrite its dataset")
     with Dataset(dataset) as ds:
-        if acsf is None:
-            acsf = default_acsf(ds.elements or [1], 6.0)
-        n, F = len(ds), acsf.n_features
+        descriptor = descriptor if descriptor is not None else acsf
+        if descriptor is None:
+            descriptor = default_acsf(ds.elements or [1], 6.0)
+        n, F = len(ds), descriptor.n_features
         parts, split_info = _split_parts(split, seed, n)
         train = np.zeros(n, bool)
         train[parts.train] = True
-        stats = {z: _RunningStats(F) for z in acsf.elements}
+        stats = {z: _RunningStats(F) for z in descriptor.elements}
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(disable=None, total=n, unit=" configs", desc="featurize", leave=False)
-        n_blocks = 0
         try:
             with atomic_output(output, suffix=".h5.tmp") as tmp, h5py.File(tmp, "w") as f:
-                out = _open_output(f, acsf, ds, derivatives, dtype)
-                buffer, buffered = [], 0
-                parts = (_slice_batch(batch, k0, k1) for batch in ds.iter_chunks(chunk_size)
-                         for k0, k1 in _passes(batch.offsets, _PASS_ATOMS))
-                for part, chunk in (map_batches or _map_local)(acsf, parts, derivatives,
-                                                               dataset, dtype):
-                    buffer.append((part, chunk))
-                    buffered += 0 if chunk.blocks is None else chunk.blocks.size
-                    if buffered >= _FLUSH_FLOATS:
-                        n_blocks += _flush(out, buffer, acsf, train, stats)
-                        buffer, buffered = [], 0
-                    if bar is not None:
-                        bar.update(len(part))
-                n_blocks += _flush(out, buffer, acsf, train, stats)
-                _finish(f, acsf, stats, dataset, split_info, int(train.sum()))
+                out = _open_output(f, descriptor, ds, derivatives, dtype)
+                computed = (map_batches or _map_local)(
+                    descriptor, _passes_of(ds, chunk_size), derivatives, dataset, dtype)
+                n_blocks = _write_all(out, computed, descriptor, train, stats, bar)
+                _finish(f, descriptor, stats, dataset, split_info, int(train.sum()))
         finally:
             if bar is not None:
                 bar.close()
@@ -220,10 +213,32 @@ def featurize(dataset, output, acsf: ACSF | None = None, derivatives: bool = Tru
                             time.perf_counter() - started)
 
 
-def _map_local(acsf, parts, derivatives, source, dtype):
+def _passes_of(ds, chunk_size: int):
+    """The dataset's configurations as ConfigBatch passes of at most :data:`_PASS_ATOMS`
+    atoms, read ``chunk_size`` configurations at a time."""
+    return (_slice_batch(batch, k0, k1) for batch in ds.iter_chunks(chunk_size)
+            for k0, k1 in _passes(batch.offsets, _PASS_ATOMS))
+
+
+def _write_all(out, computed, descriptor, train, stats, bar) -> int:
+    """Append the ``(part, ChunkFeatures)`` pairs of ``computed`` in order, flushing whenever
+    the buffered derivative floats pass :data:`_FLUSH_FLOATS`; returns blocks written."""
+    n_blocks, buffer, buffered = 0, [], 0
+    for part, chunk in computed:
+        buffer.append((part, chunk))
+        buffered += 0 if chunk.blocks is None else chunk.blocks.size
+        if buffered >= _FLUSH_FLOATS:
+            n_blocks += _flush(out, buffer, descriptor, train, stats)
+            buffer, buffered = [], 0
+        if bar is not None:
+            bar.update(len(part))
+    return n_blocks + _flush(out, buffer, descriptor, train, stats)
+
+
+def _map_local(descriptor, parts, derivatives, source, dtype):
     """The default ``map_batches``: each part's features computed here, in order."""
     for part in parts:
-        yield part, featurize_batch(acsf, part, derivatives, source, dtype)
+        yield part, featurize_batch(descriptor, part, derivatives, source, dtype)
 
 
 def _passes(offsets: np.ndarray, max_atoms: int):
@@ -253,13 +268,13 @@ def _slice_batch(batch, k0, k1):
     return type(batch)(**fields)
 
 
-def _open_output(f, acsf, ds, derivatives, dtype) -> dict:
-    F = acsf.n_features
+def _open_output(f, descriptor, ds, derivatives, dtype) -> dict:
+    F = descriptor.n_features
     out = {"offsets": f.create_dataset("offsets", data=ds.offsets.astype(np.int64))}
     out["numbers"] = _appendable(f, "numbers", (), np.int16, 8192, compress=False)
     out["periodic"] = _appendable(f, "periodic", (), bool, 1024, compress=False)
     rows = max(16, (1 << 16) // (8 * F))
-    for z in acsf.elements:
+    for z in descriptor.elements:
         group = f.create_group(f"elements/{chemical_symbols[z]}")
         out[(z, "values")] = _appendable(group, "values", (F,), np.float64, rows)
         out[(z, "atoms")] = _appendable(group, "atoms", (), np.int64, 8192, compress=False)
@@ -273,7 +288,7 @@ def _open_output(f, acsf, ds, derivatives, dtype) -> dict:
         out["centre"] = _appendable(g, "centre", (), np.int32, 16384)
         out["neighbour"] = _appendable(g, "neighbour", (), np.int32, 16384)
         # Derivative floats barely compress (~10 % with shuffle + gzip) but would cost more time
-        # than the ACSF themselves to write and to read back every epoch: stored raw.
+        # than the features themselves to write and to read back every epoch: stored raw.
         out["blocks"] = _appendable(g, "blocks", (F, 3), dtype, block_rows, compress=False)
         out["strain"] = _appendable(f, "strain", (F, 3, 3), dtype, max(4, block_rows // 3),
                                     compress=False)
@@ -281,7 +296,7 @@ def _open_output(f, acsf, ds, derivatives, dtype) -> dict:
     return out
 
 
-def _flush(out, buffer, acsf, train, stats) -> int:
+def _flush(out, buffer, descriptor, train, stats) -> int:
     """Append buffered (ConfigBatch, ChunkFeatures) pairs; returns derivative blocks written."""
     if not buffer:
         return 0
@@ -294,7 +309,7 @@ def _flush(out, buffer, acsf, train, stats) -> int:
     rows = out["atoms_written"] + np.arange(len(numbers))
     _append(out["numbers"], numbers.astype(np.int16))
     _append(out["periodic"], np.concatenate([c.periodic for _, c in buffer]))
-    for z in acsf.elements:
+    for z in descriptor.elements:
         mine = numbers == z
         _append(out[(z, "values")], values[mine])
         _append(out[(z, "atoms")], rows[mine])
@@ -325,16 +340,16 @@ def _split_parts(split, seed: int, n: int):
                                            "seed": int(seed)}
 
 
-def _finish(f, acsf, stats, dataset, split_info, n_train) -> None:
-    for z in acsf.elements:
+def _finish(f, descriptor, stats, dataset, split_info, n_train) -> None:
+    for z in descriptor.elements:
         group = f[f"elements/{chemical_symbols[z]}"]
         group.create_dataset("mean", data=stats[z].mean)
         group.create_dataset("std", data=stats[z].std)
         group.attrs["count"] = stats[z].count
     f.attrs["format"] = FORMAT_NAME
     f.attrs["format_version"] = FORMAT_VERSION
-    f.attrs["descriptor"] = acsf.to_json()
-    f.attrs["labels"] = json.dumps(list(acsf.labels))
+    f.attrs["descriptor"] = descriptor.to_json()
+    f.attrs["labels"] = json.dumps(list(descriptor.labels))
     f.attrs["dataset"] = str(dataset)
     f.attrs["dataset_sha256"] = sha256_file(dataset)
     f.attrs["split"] = json.dumps({**split_info, "n_train": n_train})

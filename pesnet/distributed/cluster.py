@@ -11,7 +11,7 @@ A script that starts a local cluster needs the ``if __name__ == "__main__":`` gu
 processes are spawned and re-import the main module).
 
 Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which pins glibc's malloc to
-returning freed memory at once: every temporary array of the ACSF code is then a fresh mmap
+returning freed memory at once: every temporary array of the descriptor code is then a fresh mmap
 that page-faults, and featurization ran 2.5x slower in a worker than in a plain process
 (6.1 s vs 2.4 s for 720 Cu configurations, one thread). :func:`open_cluster` registers a
 worker plugin that sets glibc's thresholds to the values its own adaptive policy reaches

@@ -41,20 +41,21 @@ TASK_CONFIGS = 64
 
 
 @functools.lru_cache(maxsize=8)
-def _acsf(params_json: str):
-    from pesnet.descriptors.acsf import ACSF
+def _descriptor(params_json: str):
+    from pesnet.descriptors.registry import descriptor_from_params
 
-    return ACSF.from_params(json.loads(params_json))
+    return descriptor_from_params(json.loads(params_json))
 
 
 def featurize_parts(params_json: str, parts, derivatives: bool, source: str, dtype) -> list:
     """The worker's task: ``featurize_batch`` of every ConfigBatch in ``parts``, in order.
 
-    ``params_json`` is ``acsf.to_json()`` (the descriptor is rebuilt once per worker process
-    and cached, so tasks carry a few hundred bytes of parameters, not an object).
+    ``params_json`` is ``descriptor.to_json()`` (the descriptor is rebuilt once per worker
+    process and cached, so tasks carry a few hundred bytes of parameters, not an object).
     """
-    acsf = _acsf(params_json)
-    return [featurize_batch(acsf, part, derivatives, source, np.dtype(dtype)) for part in parts]
+    descriptor = _descriptor(params_json)
+    return [featurize_batch(descriptor, part, derivatives, source, np.dtype(dtype))
+            for part in parts]
 
 
 def _tasks(parts, task_configs: int):
@@ -98,10 +99,10 @@ class ClusterMap:
         self.task = task
         self.n_tasks = 0
 
-    def __call__(self, acsf, parts, derivatives, source, dtype):
+    def __call__(self, descriptor, parts, derivatives, source, dtype):
         client = self.cluster.client
         limit = self.max_in_flight or 2 * self.cluster.n_threads() + 2
-        params, token = acsf.to_json(), uuid.uuid4().hex[:12]
+        params, token = descriptor.to_json(), uuid.uuid4().hex[:12]
         window = deque()
         try:
             for k, group in enumerate(_tasks(parts, self.task_configs)):
@@ -134,16 +135,16 @@ class ClusterMap:
             yield part, chunk
 
 
-def featurize_on_cluster(cluster, dataset, output, acsf=None, derivatives: bool = True,
+def featurize_on_cluster(cluster, dataset, output, descriptor=None, derivatives: bool = True,
                          split=(0.8, 0.1, 0.1), seed: int = 0, derivative_dtype="float32",
                          chunk_size: int = 64, progress: bool = False,
                          task_configs: int = TASK_CONFIGS, max_in_flight: int | None = None,
                          task=featurize_parts) -> FeaturizeSummary:
-    """:func:`~pesnet.descriptors.featurize.featurize` with the ACSF computed on ``cluster``
-    (a :class:`~pesnet.distributed.cluster.Cluster` or a ``distributed.Client``); same
+    """:func:`~pesnet.descriptors.featurize.featurize` with the descriptor computed on
+    ``cluster`` (a :class:`~pesnet.distributed.cluster.Cluster` or a ``distributed.Client``); same
     arguments, same file. ``task_configs``: configurations per task; ``max_in_flight``: tasks
     outstanding at once (default twice the worker threads, plus two)."""
     mapper = ClusterMap(cluster, task_configs, max_in_flight, task)
-    return featurize(dataset, output, acsf, derivatives=derivatives, split=split, seed=seed,
-                     derivative_dtype=derivative_dtype, chunk_size=chunk_size,
+    return featurize(dataset, output, descriptor, derivatives=derivatives, split=split,
+                     seed=seed, derivative_dtype=derivative_dtype, chunk_size=chunk_size,
                      progress=progress, map_batches=mapper)

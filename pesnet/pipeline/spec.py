@@ -16,7 +16,8 @@ Relative paths are relative to the spec file::
     seed = 0
 
     [descriptor]                          # pesnet's default ACSF set at this cutoff (Å) ...
-    cutoff = 5.0                          # ... or explicit g2 = [[eta, r_s], ...], g4 = ...
+    cutoff = 5.0                          # ... or explicit g2 = [[eta, r_s], ...], g4 = ...,
+                                          # or kind = "name", params = {...} of a registered kind
 
     [model]
     hidden = [32, 32]
@@ -166,9 +167,13 @@ class SplitSpec(SpecTable):
 
 
 class DescriptorSpec(SpecTable):
-    """ACSF parameters: pesnet's default set (cutoff, angular_cutoff, n_radial) or explicit
-    g2/g3/g4/g5 lists as in DScribe. ``elements`` defaults to the dataset's."""
+    """The descriptor: by default ACSF, pesnet's default set (cutoff, angular_cutoff,
+    n_radial) or explicit g2/g3/g4/g5 lists as in DScribe; or any registered ``kind``
+    (:mod:`pesnet.descriptors.registry`) with its parameters in ``params``. ``elements``
+    defaults to the dataset's."""
 
+    kind: Optional[str] = None
+    params: Optional[dict] = None
     cutoff: float = Field(6.0, gt=0)
     angular_cutoff: Optional[float] = Field(None, gt=0)
     n_radial: int = Field(8, ge=1)
@@ -184,10 +189,13 @@ class DescriptorSpec(SpecTable):
         return any(g is not None for g in (self.g2, self.g3, self.g4, self.g5))
 
     def parameters(self, elements) -> dict:
-        """ACSF parameters (for :meth:`ACSF.from_params`) for ``elements`` (symbols or Z)."""
+        """Descriptor parameters (for
+        :func:`~pesnet.descriptors.registry.descriptor_from_params`) for ``elements``."""
         from pesnet.descriptors.defaults import default_parameters
 
         elements = list(self.elements or elements)
+        if self.params is not None or self.kind is not None:
+            return {**(self.params or {}), "kind": self.kind or "acsf", "elements": elements}
         if not self.explicit:
             return default_parameters(elements, self.cutoff, n_radial=self.n_radial,
                                       angular_cutoff=self.angular_cutoff)
@@ -201,11 +209,15 @@ class DescriptorSpec(SpecTable):
 
     @model_validator(mode="after")
     def _valid(self):
-        from pesnet.descriptors.acsf import ACSF, check_new_cutoff
+        from pesnet.descriptors.bond_descriptor import check_new_cutoff
+        from pesnet.descriptors.registry import descriptor_from_params
 
+        if (self.params is not None or self.kind is not None) and self.explicit:
+            raise ValueError("give a descriptor's parameters either in params (with kind) or "
+                             "as g2/g3/g4/g5, not both")
         try:
-            check_new_cutoff(self.cutoff)
-            ACSF.from_params(self.parameters(self.elements or ["H"]))
+            descriptor = descriptor_from_params(self.parameters(self.elements or ["H"]))
+            check_new_cutoff(descriptor.cutoff if self.params is not None else self.cutoff)
         except InputError as error:
             raise ValueError(str(error)) from None
         return self

@@ -89,7 +89,8 @@ class Ingest(Step):
 
 
 class Featurize(Step):
-    """``dataset.h5`` → ``features.h5``: ACSF values and derivatives, training statistics."""
+    """``dataset.h5`` → ``features.h5``: descriptor values and derivatives, training
+    statistics."""
 
     name = "featurize"
 
@@ -116,17 +117,17 @@ class Featurize(Step):
         return {"features": ctx.path("features.h5")}
 
     def run(self, ctx, key):
-        from pesnet.descriptors.acsf import ACSF
+        from pesnet.descriptors.registry import descriptor_from_params
         from pesnet.pipeline.splits import spec_split
 
-        acsf = ACSF.from_params(self.acsf_params(ctx))
+        descriptor = descriptor_from_params(self.acsf_params(ctx))
         summary = ctx.executor.featurize(
-            ctx.path("dataset.h5").resolve(), ctx.path("features.h5"), acsf,
+            ctx.path("dataset.h5").resolve(), ctx.path("features.h5"), descriptor,
             derivatives=_uses_forces(ctx), split=spec_split(ctx.pipeline, ctx.path("dataset.h5")),
             seed=ctx.spec.split.seed, derivative_dtype=ctx.spec.descriptor.derivative_dtype,
             progress=ctx.progress)
         return StepResult(f"{summary.n_configs} configurations, {summary.n_features} features "
-                          f"({acsf.cutoff:g} Å cutoff), {summary.file_bytes / 1e6:.0f} MB",
+                          f"({descriptor.cutoff:g} Å cutoff), {summary.file_bytes / 1e6:.0f} MB",
                           self.outputs(ctx), {"n_features": summary.n_features})
 
 

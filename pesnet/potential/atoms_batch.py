@@ -1,6 +1,6 @@
 """Standardised features of ASE ``Atoms`` in the same layout the features file gives training.
 
-:func:`batch_from_atoms` computes ACSF values (and derivatives) of each structure with the
+:func:`batch_from_atoms` computes descriptor values (and derivatives) of each structure with the
 model's own descriptor and scalers, and lays them out as a
 :class:`~pesnet.descriptors.features_file.FeatureBatch`, so prediction on new structures and
 training on a features file go through one evaluation path.

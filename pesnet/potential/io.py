@@ -3,7 +3,8 @@
 Layout::
 
     attrs: format = "pesnet-model", format_version, pesnet_version,
-           descriptor (JSON ACSF parameters), labels (JSON feature labels),
+           descriptor (JSON parameters; their ``kind`` names the descriptor kind, ACSF in
+           files without one), labels (JSON feature labels),
            elements (JSON atomic numbers), calibration (JSON {"energy", "forces"}),
            metadata (JSON: seeds, training settings and history summary, dataset digest, ...)
     networks/<Sym>/W0, b0, W1, ...   (M, n_in, n_out), (M, n_out); attrs: config (JSON)

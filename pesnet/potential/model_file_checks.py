@@ -16,7 +16,7 @@ import math
 import numpy as np
 from ase.data import chemical_symbols
 
-from pesnet.descriptors import ACSF
+from pesnet.descriptors.registry import descriptor_from_params
 from pesnet.errors import DataFormatError, InputError
 from pesnet.nn.activations import get_activation
 from pesnet.nn.initializers import get_initializer
@@ -78,15 +78,16 @@ def json_attribute(obj, name: str, label: str, required: bool = True, default=No
         raise DataFormatError(f"{label} is not valid JSON ({error})") from None
 
 
-def check_descriptor(params) -> ACSF:
-    """The ACSF of the ``descriptor`` attribute's parameters (any bad value refused)."""
+def check_descriptor(params):
+    """The descriptor of the ``descriptor`` attribute's parameters, of the kind they name
+    (ACSF when they name none: files written before kinds existed); any bad value refused."""
     try:
-        return ACSF.from_params(params)
+        return descriptor_from_params(params)
     except (InputError, ValueError, TypeError, OverflowError) as error:
         raise DataFormatError(f"descriptor attribute: {error}") from None
 
 
-def check_elements(value, descriptor: ACSF) -> list:
+def check_elements(value, descriptor) -> list:
     """The ``elements`` attribute: distinct atomic numbers, the descriptor's elements."""
     if not isinstance(value, list) or not value:
         raise DataFormatError(f"elements attribute must be a non-empty list of atomic numbers, "
@@ -103,7 +104,7 @@ def check_elements(value, descriptor: ACSF) -> list:
     return [int(z) for z in value]
 
 
-def check_labels(value, descriptor: ACSF) -> None:
+def check_labels(value, descriptor) -> None:
     """The ``labels`` attribute: one string per descriptor feature."""
     if (not isinstance(value, list) or len(value) != descriptor.n_features
             or not all(isinstance(label, str) for label in value)):

@@ -3,7 +3,7 @@
 Prediction on structures does not need the descriptor Jacobian that training stores: with the
 networks' input gradients w_κ,i = ∂E_κ/∂G_i (per member κ, atom i), the forces and the virial
 come from the bond gradients ∂E_κ/∂D_b = Σ_f w_κ,i_b,f ∂G_{i_b,f}/∂D_b
-(:mod:`pesnet.descriptors.pullback`):
+(the descriptor's :meth:`~pesnet.descriptors.protocol.Descriptor.evaluator`):
 
     F_a = Σ_{b: i_b = a} ∂E/∂D_b − Σ_{b: j_b = a} ∂E/∂D_b          (eV/Å)
     ∂E/∂ε_xy = Σ_b (∂E/∂D_b)_x (D_b)_y                               (eV; stress = that / V)
@@ -18,7 +18,6 @@ import numpy as np
 
 from pesnet.descriptors.bonds import PairList, build_pairs, concatenate_pairs
 from pesnet.descriptors.features_file import ElementRows, FeatureBatch
-from pesnet.descriptors.pullback import ACSFEvaluator
 
 #: Extra reach (Å) of the one-off pair lists of :meth:`StructureEvaluator.pairs`: pairs at the
 #: cutoff to within round-off are found whichever way a distance rounds.
@@ -31,7 +30,7 @@ class StructureEvaluator:
     def __init__(self, potential):
         self.potential = potential
         self.descriptor = potential.descriptor
-        self.acsf = ACSFEvaluator(potential.descriptor)
+        self.descriptor_evaluator = potential.descriptor.evaluator()
 
     @property
     def cutoff(self) -> float:
@@ -69,7 +68,7 @@ class StructureEvaluator:
             numbers = np.concatenate([a.numbers for a in atoms_list])
         geometry = pairs.geometry(positions, cells)
         need_gradient = forces or virial
-        values, tape = self.acsf.forward(pairs, geometry, derivatives=need_gradient)
+        values, tape = self.descriptor_evaluator.forward(pairs, geometry, derivatives=need_gradient)
         offsets = pairs.config_atoms
         config_of_atom = np.repeat(np.arange(pairs.n_configs), np.diff(offsets))
         numbers = np.asarray(numbers, dtype=np.int64)
@@ -88,5 +87,5 @@ class StructureEvaluator:
         f = w = None
         if need_gradient:
             g /= scale_of_atom                      # ∂E/∂G of the raw features
-            f, w = self.acsf.backward(tape, g, forces=forces, virial=virial)
+            f, w = self.descriptor_evaluator.backward(tape, g, forces=forces, virial=virial)
         return MemberOutputs(energy, energies, f, w)

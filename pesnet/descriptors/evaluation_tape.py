@@ -1,4 +1,4 @@
-"""The records the prediction engine (:mod:`pesnet.descriptors.pullback`) keeps between its
+"""The records the prediction engine (:mod:`pesnet.descriptors.acsf_evaluator`) keeps between its
 forward and backward passes, and its per-thread scratch space."""
 
 from __future__ import annotations

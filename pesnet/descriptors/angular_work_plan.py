@@ -1,7 +1,10 @@
-"""How the prediction engine (:mod:`pesnet.descriptors.pullback`) organises the angular terms.
+"""How the angular (G4/G5) terms are organised into matrix work, for both ACSF engines.
 
-* :func:`plan`: the angular work plan of :func:`~pesnet.descriptors.angular.plan_angular`,
-  rewritten on the monomials c^n ∘ P when every ζ is a small integer (one product per power
+* :func:`plan_angular`: features grouped by (kind, η) with the matrices (powers of
+  1 + λ cos θ) each group needs — the work plan of the training-time
+  :func:`~pesnet.descriptors.angular.angular_terms`;
+* :func:`term_plan`: that plan for the prediction-time evaluator
+  (:mod:`pesnet.descriptors.acsf_evaluator`), rewritten on the monomials c^n ∘ P when every ζ is a small integer (one product per power
   instead of one per (1 + λc)^ζ);
 * :func:`supergroups`: groups with the same kind and keys but different η, computed together
   along a leading η axis;
@@ -15,21 +18,107 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pesnet.descriptors.angular import Group, cached_power, plan_angular
+#: Elements of the largest (B, n_matrices, m, m) work array of one block of centres of the
+#: training-time engine (:func:`~pesnet.descriptors.angular.angular_terms`). Block sizes
+#: change only memory and speed, not which terms are summed; but a block's padded width m
+#: (its largest neighbour count) shapes its matrix products, whose BLAS summation order may
+#: differ by an ulp, so each engine keeps the value its stored numbers were made with.
+TRAINING_BLOCK_ELEMENTS = 1 << 18
 
-#: Elements of the (B, n_matrices, m, m) work array of one block of centres. Measured on
+#: Elements of the (B, n_matrices, m, m) work array of one block of centres of the
+#: prediction-time evaluator. Measured on
 #: 108- and 500-atom Cu at 4 Å, one core, median of 60 (12) one-off predictions, three
 #: interleaved rounds: 2¹⁹ (4 MB, B ≈ 70-80) 7.9-8.7 ms (35.4-36.7 ms), 2¹⁸ 8.6-9.0 ms
 #: (37.4-40.1 ms); 2¹⁷ and 2²⁰ slower still. Smaller blocks pay NumPy's per-call overhead
 #: more often, larger ones leave the cache. (An earlier machine state preferred 2¹⁸.)
-BLOCK_ELEMENTS = 1 << 19
+PREDICTION_BLOCK_ELEMENTS = 1 << 19
 
 #: Largest integer ζ for which angular terms use the monomial basis c^n ∘ P (see plan).
 MONOMIAL_MAX_ZETA = 4
 
 
+class Group(NamedTuple):
+    """Features sharing (kind, η) and the matrices they are built from.
+
+    Matrix keys name powers of b_λ = 1 + λ cos θ: ("b", λ, n), with ("one",) for b⁰. The
+    ``p_keys`` matrices are b^n ∘ P (values use n = ζ, derivatives n = ζ − 1), the ``dp_keys``
+    ones b^ζ ∘ P'/r_jk (G4 only).
+    """
+
+    kind: str
+    eta: float
+    columns: list           # output columns (index among the angular features)
+    p_keys: list
+    dp_keys: list
+    value_coef: np.ndarray  # (n_features, len(p_keys)): A_f = K b^ζ
+    slope_coef: np.ndarray  # (n_features, len(p_keys)): A'_f = K ζ λ b^(ζ−1)
+    dp_coef: np.ndarray     # (n_features, len(dp_keys)): A_f again, on the P' matrices
+    span: object            # ``columns`` as a slice when contiguous (cheaper indexing)
+
+
+def _power_key(lam: float, n: float):
+    return ("one",) if n == 0 else ("b", float(lam), float(n))
+
+
+def plan_angular(g4: np.ndarray, g5: np.ndarray, derivatives: bool = True) -> list[Group]:
+    """Group features by (kind, η) and list the matrices each group needs (the work plan of
+    :func:`angular_terms`; depends on the parameters only, so callers may keep it)."""
+    params = [("g4", *p) for p in g4] + [("g5", *p) for p in g5]
+    by_group: dict[tuple, list] = {}
+    for column, (kind, eta, zeta, lam) in enumerate(params):
+        by_group.setdefault((kind, eta), []).append((column, zeta, lam))
+    groups = []
+    for (kind, eta), members in by_group.items():
+        value = [_power_key(lam, zeta) for _, zeta, lam in members]
+        slope = [_power_key(lam, zeta - 1) for _, zeta, lam in members]
+        p_keys = list(dict.fromkeys(value + (slope if derivatives else [])))
+        dp_keys = list(dict.fromkeys(value)) if derivatives and kind == "g4" else []
+        nf = len(members)
+        value_coef, slope_coef = np.zeros((nf, len(p_keys))), np.zeros((nf, len(p_keys)))
+        dp_coef = np.zeros((nf, len(dp_keys)))
+        for f, (_, zeta, lam) in enumerate(members):
+            k = 2.0 ** (1.0 - zeta)
+            value_coef[f, p_keys.index(value[f])] = k
+            if derivatives:
+                slope_coef[f, p_keys.index(slope[f])] = k * zeta * lam
+            if dp_keys:
+                dp_coef[f, dp_keys.index(value[f])] = k
+        columns = [c for c, _, _ in members]
+        contiguous = columns == list(range(columns[0], columns[0] + len(columns)))
+        span = slice(columns[0], columns[-1] + 1) if contiguous else np.array(columns)
+        groups.append(Group(kind, eta, columns, p_keys, dp_keys, value_coef, slope_coef,
+                             dp_coef, span))
+    return groups
+
+
+def cached_power(key, cos: np.ndarray, cache: dict):
+    """The (B, m, m) matrix (1 + λ cos θ)^n named by ``key``; ``None`` for all ones.
+
+    Integer powers by repeated multiplication of the non-negative base (no cancellation)."""
+    if key in cache:
+        return cache[key]
+    if key[0] == "one":
+        value = None
+    else:
+        _, lam, n = key
+        if n == 1:
+            value = np.maximum(1.0 + lam * cos, 0.0)
+        elif n.is_integer() and n <= 64:
+            n = int(n)
+            if n % 2:
+                value = cached_power(("b", lam, float(n - 1)), cos, cache) * cached_power(
+                    ("b", lam, 1.0), cos, cache)
+            else:
+                half = cached_power(("b", lam, float(n // 2)), cos, cache)
+                value = half * half
+        else:
+            value = cached_power(("b", lam, 1.0), cos, cache) ** n
+    cache[key] = value
+    return value
+
+
 def term_plan(g4, g5, derivatives: bool) -> list:
-    """The work plan of :func:`~pesnet.descriptors.angular.plan_angular`, with groups whose ζ
+    """The work plan of :func:`plan_angular`, with groups whose ζ
     are all integers ≤ :data:`MONOMIAL_MAX_ZETA` rewritten on the monomials c^n ∘ P:
     A(c) = K (1 + λc)^ζ = K Σ_n C(ζ, n) λ^n c^n, so the matrices c⁰…c^ζmax ∘ P (one product
     each, chained) serve both signs of λ, every ζ and the slopes — 5 matrices instead of 9
@@ -63,7 +152,7 @@ def term_plan(g4, g5, derivatives: bool) -> list:
 
 def exact_power(key, cos: np.ndarray, cache: dict):
     """(1 + λ cos θ)^n named by ``key`` (``None`` for ``("one",)``), as
-    :func:`pesnet.descriptors.angular.cached_power` computes it (same values), with 1 ± c formed
+    :func:`cached_power` computes it (same values), with 1 ± c formed
     in one operation (c is clipped to [−1, 1], so the base is never negative)."""
     if key in cache:
         return cache[key]
@@ -143,18 +232,21 @@ def supergroups(plan) -> list:
     return out
 
 
-def centre_blocks(counts: np.ndarray, n_stack: int):
+def centre_blocks(counts: np.ndarray, n_stack: int, block_elements: int,
+                  equal_sizes: bool = True) -> list:
     """Centre indices of each block: centres by decreasing neighbour count (those with < 2
-    skipped), cut into blocks of equal size whose (B, n_stack, m, m) work array stays near
-    :data:`BLOCK_ELEMENTS` elements (m: the block's largest count)."""
+    skipped: an angle needs two neighbours), cut into blocks whose (B, n_stack, m, m) work
+    array stays near ``block_elements`` elements (m: the block's largest count); with
+    ``equal_sizes`` the remaining centres are cut into blocks of equal size, none larger."""
     order = np.argsort(-counts, kind="stable")
     order = order[counts[order] >= 2]
     out, start = [], 0
     while start < len(order):
         m = int(counts[order[start]])
-        size = max(1, BLOCK_ELEMENTS // max(1, n_stack * m * m))
-        remaining = len(order) - start
-        size = -(-remaining // -(-remaining // size))  # equal blocks, none larger than size
+        size = max(1, block_elements // max(1, n_stack * m * m))
+        if equal_sizes:
+            remaining = len(order) - start
+            size = -(-remaining // -(-remaining // size))
         out.append(order[start : start + size])
         start += size
     return out

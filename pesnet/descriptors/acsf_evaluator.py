@@ -17,13 +17,13 @@ small matrix product per row, and since every bond inside the cutoff has its rev
 list, the radial force on atom a is Σ_{b of a} (∂E/∂d_b + ∂E/∂d_rev(b)) u_b — another product
 per row, no scatter.
 
-**Angular terms** (:mod:`pesnet.descriptors.angular_engine`, the evaluator's
-:class:`~pesnet.descriptors.angular_engine.AngularTerms`) use the block algorithm of
+**Angular terms** (:mod:`pesnet.descriptors.acsf_angular_evaluator`, the evaluator's
+:class:`~pesnet.descriptors.acsf_angular_evaluator.AngularEvaluator`) use the block algorithm of
 :mod:`pesnet.descriptors.angular` (centres in blocks, neighbours padded to m, (B, m, m) pair
 matrices). Per η the matrices are
 X_key = q_j q_k (A_key(c) ∘ P) and q_j q_k (A_key(c) ∘ P'/r_jk), with A_key the powers
-(1 + λc)^n — or, for integer ζ ≤ :data:`~.angular_plan.MONOMIAL_MAX_ZETA`, the monomials
-c^n (one product each, chained; see :mod:`pesnet.descriptors.angular_plan`). With q folded into
+(1 + λc)^n — or, for integer ζ ≤ :data:`~.angular_work_plan.MONOMIAL_MAX_ZETA`, the monomials
+c^n (one product each, chained; see :mod:`pesnet.descriptors.angular_work_plan`). With q folded into
 the matrices, the right-hand sides [1, u_k] and [1, D_k] (per element of k) serve every η,
 and one matrix product per block gives every key's contraction Y = X [1, u], Z = X' [1, D].
 These do not depend on the weights and are kept on the tape; the backward pass recombines
@@ -47,20 +47,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from pesnet.descriptors.angular_engine import AngularTerms
+from pesnet.descriptors.acsf_angular_evaluator import AngularEvaluator
 from pesnet.descriptors.bonds import Geometry, PairList
-from pesnet.descriptors.tape import Layout, Tape, Workspace
+from pesnet.descriptors.cutoff import cutoff_cosine, cutoff_from_cosine, cutoff_slope
+from pesnet.descriptors.evaluation_tape import Layout, Tape, Workspace
 from pesnet.errors import ConfigurationError
 
 
-class ACSFEvaluator(AngularTerms):
+class ACSFEvaluator:
     """Values of an :class:`~pesnet.descriptors.ACSF` on a :class:`PairList`, and the
     vector–Jacobian product that gives forces and virials (see the module doc)."""
 
     def __init__(self, acsf):
         self.acsf = acsf
         n_el = self.n_elements = len(acsf.elements)
-        self._init_angular(acsf)
+        self.angular = AngularEvaluator(acsf)
         self.n_radial_columns = n_el * acsf.n_radial
         g2 = np.asarray(acsf.g2, dtype=float).reshape(-1, 2)
         self._eta = g2[:, 0][None, :, None]
@@ -110,12 +111,12 @@ class ACSFEvaluator(AngularTerms):
             angular = inside[d_in < acsf.angular_cutoff]
             # an angular bond needs f_c(r) > 0 (it has none where cos rounds to −1, within
             # ~1e-8 Å of the cutoff: there every term it enters is 0 anyway)
-            angular = angular[np.cos(d[angular] * (np.pi / acsf.angular_cutoff)) > -1.0]
-            structure = self._angular_structure(pairs, angular)
+            angular = angular[cutoff_cosine(d[angular], acsf.angular_cutoff) > -1.0]
+            structure = self.angular.structure(pairs, angular)
             ang_values = np.zeros((n_atoms, n_el, n_el, acsf.n_angular))
-            blocks = self._angular_forward(structure, D[angular], d[angular], n_atoms,
-                                           ang_values, derivatives)
-            s, t, columns = acsf._pairs
+            blocks = self.angular.forward(structure, D[angular], d[angular], ang_values,
+                                          derivatives)
+            s, t, columns = acsf.pair_columns
             values[:, columns] = ang_values[:, s, t].reshape(n_atoms, len(columns))
         if not derivatives:
             return values, None
@@ -171,9 +172,7 @@ class ACSFEvaluator(AngularTerms):
         work = self._work
         shape = (d.shape[0], 1 + n_g2 + n_g3, d.shape[2])
         inside = d < cutoff
-        x = d * (np.pi / cutoff)
-        cos_x = np.cos(x)
-        fc = 0.5 * (cos_x + 1.0)
+        fc, dfc = cutoff_from_cosine(cutoff_cosine(d, cutoff), derivatives)  # f_c, sin x
         fc *= inside
         out = work.get("radial", shape)
         out[:, :1] = fc
@@ -188,12 +187,7 @@ class ACSFEvaluator(AngularTerms):
             np.multiply(cosine, fc, out=out[:, 1 + n_g2 :])
         if not derivatives:
             return out, None
-        # f_c' = −(π/2r_c) sin x, with sin x = sqrt((1 − cos x)(1 + cos x)) on [0, π]
-        dfc = 1.0 - cos_x
-        dfc *= cos_x + 1.0
-        np.maximum(dfc, 0.0, out=dfc)
-        np.sqrt(dfc, out=dfc)
-        dfc *= (-0.5 * np.pi / cutoff) * inside
+        dfc *= cutoff_slope(cutoff) * inside                                  # f_c' = −(π/2r_c) sin x
         d_out = work.get("d_radial", shape)
         d_out[:, :1] = dfc
         if n_g2:
@@ -248,5 +242,5 @@ class ACSFEvaluator(AngularTerms):
                     w[k, :, x] = (weighted[:, a:b] * tape.u[x, a:b]) @ tape.u[:, a:b].T
             w = w.transpose(1, 0, 2, 3)
         if tape.blocks:
-            self._angular_backward(tape, weights, f, w)
+            self.angular.backward(tape, weights, f, w)
         return f, w
