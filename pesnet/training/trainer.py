@@ -111,7 +111,7 @@ def build_potential(features, labels, split, settings: TrainSettings,
         for z in elements
     }
     scalers = {z: (stats[z].mean, stats[z].scale) for z in elements}
-    return Potential(features.acsf, networks, scalers, dict(zip(elements, reference)))
+    return Potential(features.descriptor, networks, scalers, dict(zip(elements, reference)))
 
 
 def _bootstrap(settings: TrainSettings, n_train: int, members=None) -> np.ndarray | None:
