@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pesnet.descriptors.jacobian import DescriptorJacobian
 from pesnet.potential.atoms_batch import batch_from_atoms
-from pesnet.potential.operators import ForceOperator
 from pesnet.training.objective import LossWeights, PreparedBatch, batch_loss
 from tests.potential_helpers import random_potential, water_box
 
@@ -19,7 +19,7 @@ def prepared(potential, structures, seed=0):
     has_forces[1] = False  # one atom without a force label
     return PreparedBatch(
         features=fb,
-        operator=ForceOperator(fb.centres, fb.neighbours, fb.derivatives, len(fb.numbers)),
+        operator=DescriptorJacobian(fb.centres, fb.neighbours, fb.derivatives, len(fb.numbers)),
         energy=rng.normal(-20, 1, len(structures)),
         forces=rng.normal(0, 0.5, (len(fb.numbers), 3)),
         has_energy=np.array([True] * (len(structures) - 1) + [False]),

@@ -13,9 +13,9 @@ blocks), :func:`contract_strain` (stress from the strain derivatives).
 from pesnet.descriptors.acsf import ACSF, ACSFResult
 from pesnet.descriptors.bond_descriptor import BondDescriptor
 from pesnet.descriptors.defaults import default_acsf, default_parameters
-from pesnet.descriptors.derivatives import contract_blocks, contract_strain
 from pesnet.descriptors.features_file import FeatureBatch, FeaturesFile, Stats
 from pesnet.descriptors.featurize import featurize, featurize_batch, load_descriptor_params
+from pesnet.descriptors.jacobian import contract_blocks, contract_strain
 from pesnet.descriptors.protocol import Descriptor, DescriptorResult, Evaluator
 from pesnet.descriptors.registry import descriptor_from_params, kinds, register
 

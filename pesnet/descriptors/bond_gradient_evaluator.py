@@ -21,12 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pesnet.descriptors.derivatives import (
-    bond_to_blocks,
-    contract_blocks,
-    contract_strain,
-    strain_from_bonds,
-)
+from pesnet.descriptors.derivatives import bond_to_blocks, strain_from_bonds
+from pesnet.descriptors.jacobian import DescriptorJacobian, strain_gradient
 from pesnet.errors import ConfigurationError
 
 
@@ -72,11 +68,10 @@ class BondGradientEvaluator:
         """``(forces (K, n_atoms, 3), virials (K, n_configs, 3, 3))`` from ``weights``
         (K, n_atoms, F); each ``None`` unless asked for."""
         f = w = None
-        if forces:
-            f = np.stack([-contract_blocks(wk, tape.centres, tape.neighbours, tape.blocks,
-                                           tape.n_atoms) for wk in weights])
-        if virial:
-            spans = list(zip(tape.config_atoms[:-1], tape.config_atoms[1:]))
-            w = np.array([[contract_strain(wk[a:b], tape.strain[a:b]) for a, b in spans]
-                          for wk in weights])
+        if forces:          # F = −Jᵀ w for every member at once
+            jacobian = DescriptorJacobian(tape.centres, tape.neighbours, tape.blocks,
+                                          tape.n_atoms)
+            f = jacobian.forces(weights)
+        if virial:          # ∂E/∂ε = Σ_i w_i · ∂G_i/∂ε per configuration
+            w = strain_gradient(weights, tape.strain, np.asarray(tape.config_atoms))
         return f, w

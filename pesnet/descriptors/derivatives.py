@@ -63,21 +63,3 @@ def strain_from_bonds(centre: np.ndarray, D: np.ndarray, bond_grad: np.ndarray,
         matrix.data = np.ascontiguousarray(D[:, b], dtype=float)
         strain[:, :, b] = matrix @ flat
     return strain.reshape(n_atoms, n_features, 3, 3)
-
-
-def contract_blocks(weights: np.ndarray, centres: np.ndarray, neighbours: np.ndarray,
-                    blocks: np.ndarray, n_atoms: int) -> np.ndarray:
-    """Σ_i weights[i] · ∂G_i/∂r_j for every atom j: (n_atoms, 3).
-
-    ``weights`` (n_atoms, F), e.g. ∂E/∂G_i of a potential E = Σ_i E_i(G_i), whose forces are
-    then ``−contract_blocks(...)`` (eV/Å). ``centres``/``neighbours`` (n_blocks,), ``blocks``
-    (n_blocks, F, 3) as :class:`~pesnet.descriptors.ACSFResult` or a feature batch gives them.
-    """
-    per_block = np.einsum("bf,bfx->bx", weights[centres], blocks)
-    return _sum_rows(neighbours, n_atoms, per_block)
-
-
-def contract_strain(weights: np.ndarray, strain: np.ndarray) -> np.ndarray:
-    """Σ_i weights[i] · ∂G_i/∂ε: (3, 3). For weights ∂E/∂G_i this is ∂E/∂ε, and the stress
-    (eV/Å³, ASE's sign convention) is that divided by the cell volume."""
-    return np.einsum("nf,nfab->ab", weights, strain)

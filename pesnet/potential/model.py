@@ -5,7 +5,7 @@
 one ensemble MLP per element Z on the standardised ACSF features G_i (scalers μ, s from the
 training split) plus a per-element reference energy e_Z (eV/atom, least squares on the training
 energies). Forces F = −∂E/∂r = −Jᵀ ∂E/∂G through the sparse descriptor Jacobian
-(:mod:`pesnet.potential.operators`); stress σ = (1/V) ∂E/∂ε through the strain derivatives.
+(:mod:`pesnet.descriptors.jacobian`); stress σ = (1/V) ∂E/∂ε through the strain derivatives.
 
 Predictions are the ensemble mean with the committee standard deviation as the uncertainty
 (:func:`pesnet.nn.prediction.committee_std`, ddof = 1, the one convention of
@@ -21,9 +21,9 @@ import numpy as np
 
 from pesnet.data.schema import VOIGT
 from pesnet.data.validate import check_structure
+from pesnet.descriptors.jacobian import DescriptorJacobian, strain_gradient
 from pesnet.errors import InputError, NonFiniteResultError
 from pesnet.nn.prediction import Prediction
-from pesnet.potential.operators import ForceOperator, strain_gradient
 
 
 class MemberOutputs(NamedTuple):
@@ -101,10 +101,10 @@ class Potential:
 
     # -- evaluation on prepared features ------------------------------------------------
     def evaluate(self, batch, forces: bool = True, virial: bool = False,
-                 operator: ForceOperator | None = None) -> MemberOutputs:
+                 operator: DescriptorJacobian | None = None) -> MemberOutputs:
         """Every member's energies (and forces, virial) for a standardised ``FeatureBatch``.
 
-        ``operator`` may pass a prebuilt :class:`ForceOperator` of the batch (training reuses
+        ``operator`` may pass a prebuilt :class:`DescriptorJacobian` of the batch (training reuses
         one per batch across epochs).
         """
         n_atoms = len(batch.numbers)
@@ -113,7 +113,7 @@ class Potential:
         f = w = None
         if forces:
             if operator is None:
-                operator = ForceOperator(batch.centres, batch.neighbours, batch.derivatives,
+                operator = DescriptorJacobian(batch.centres, batch.neighbours, batch.derivatives,
                                          n_atoms)
             f = operator.forces(g)
         if virial:

@@ -1,4 +1,4 @@
-"""Training data in memory: features batches with their force operators and labels.
+"""Training data in memory: features batches with their descriptor Jacobians and labels.
 
 Batches are composed once (a seeded shuffle of the training configurations cut into groups of
 ``batch_size``) and kept for every epoch, so each batch's sparse Jacobian is built once; each
@@ -15,8 +15,8 @@ import numpy as np
 from pesnet.data import Dataset
 from pesnet.data.split import split_from_info
 from pesnet.descriptors.features_file import FeaturesFile
+from pesnet.descriptors.jacobian import DescriptorJacobian
 from pesnet.errors import InputError
-from pesnet.potential.operators import ForceOperator
 from pesnet.training.objective import PreparedBatch
 
 
@@ -107,7 +107,7 @@ def prepare_batches(features: FeaturesFile, labels: Labels, indices, batch_size:
         energy, has_energy, f, has_f, counts = labels.subset(config)
         operator = None
         if forces and fb.derivatives is not None:
-            operator = ForceOperator(fb.centres, fb.neighbours, fb.derivatives, len(fb.numbers))
+            operator = DescriptorJacobian(fb.centres, fb.neighbours, fb.derivatives, len(fb.numbers))
             # the operator holds the Jacobian now: the raw blocks need not stay in memory
             fb = fb._replace(centres=None, neighbours=None, derivatives=None, block_offsets=None)
         weights = (np.ones((n_members, len(config))) if bootstrap_weights is None

@@ -9,14 +9,14 @@ For member m with per-configuration (bootstrap) weights c_k and N_k atoms in con
 (ΔE, ΔF, Δσ prediction minus reference; N_k^F counts atoms with force labels; c_k^S = c_k for
 configurations with a stress label, else 0; |Δσ|² over the six Voigt components, eV/Å³).
 The stress σ_k = W_k / V_k with the virial W_k = ∂E_k/∂ε = Σ_{i∈k} g_i · ∂G_i/∂ε
-(:func:`~pesnet.potential.operators.strain_gradient`) is intensive like E/N: one stress error
+(:func:`~pesnet.descriptors.jacobian.strain_gradient`) is intensive like E/N: one stress error
 weighs the same in a small cell and a big one, so no volume weighting (DeePMD weights the
 extensive virial by 1/N for the same reason). Gradients:
 
     ∂L/∂E_k = 2 w_E c_k ΔE_k / (N_k² Σ c)          → every atom of k: ∂L/∂y_i = ∂L/∂E_k
     ∂L/∂F_i = 2 w_F c_k ΔF_i / (3 Σ c N^F)
     ∂L/∂σ_k = 2 w_S c_k^S Δσ_k / (6 Σ c^S)          (on the six Voigt entries of σ_k)
-    u_i     = ∂L/∂g_i = −Σ_j (∂G_i/∂r_j) ∂L/∂F_j   (g_i = ∂E_i/∂G_i; ForceOperator.pullback)
+    u_i     = ∂L/∂g_i = −Σ_j (∂G_i/∂r_j) ∂L/∂F_j   (g_i = ∂E_i/∂G_i; DescriptorJacobian.pullback)
               + Σ_ab (∂L/∂σ_k,ab / V_k) ∂G_i/∂ε_ab  (i in configuration k)
 
 and the weight gradient is that of Φ = Σ_i (∂L/∂y_i) y_i + Σ_i u_i · ∂y_i/∂G_i with u held fixed:
@@ -31,13 +31,13 @@ from typing import NamedTuple
 import numpy as np
 
 from pesnet.data.schema import VOIGT
-from pesnet.potential.operators import ForceOperator, strain_gradient
+from pesnet.descriptors.jacobian import DescriptorJacobian, strain_gradient
 
 
 class PreparedBatch(NamedTuple):
     """A training batch held in memory across epochs (n configurations, N atoms).
 
-    ``features``: standardised FeatureBatch; ``operator``: its ForceOperator (None without
+    ``features``: standardised FeatureBatch; ``operator``: its DescriptorJacobian (None without
     forces); ``energy`` (n,) eV; ``forces`` (N, 3) eV/Å (zeros where unlabelled);
     ``has_energy`` (n,) bool; ``has_forces`` (N,) bool; ``n_atoms`` (n,); ``weights`` (M, n)
     per-member configuration weights (bootstrap draws, or ones); ``stress`` (n, 6) eV/Å³
@@ -46,7 +46,7 @@ class PreparedBatch(NamedTuple):
     """
 
     features: object
-    operator: ForceOperator | None
+    operator: DescriptorJacobian | None
     energy: np.ndarray
     forces: np.ndarray
     has_energy: np.ndarray

@@ -1,4 +1,10 @@
-"""The descriptor Jacobian of a batch as a sparse matrix, and the two products forces need.
+"""The descriptor Jacobian of a batch as a sparse matrix, and the products forces and stress need.
+
+This is the one way from stored descriptor derivatives to forces and virials: training (the
+force loss and its pull-back), batch prediction on stored features, and the prediction-time
+evaluator of descriptor kinds without a fused engine all use it. (ACSF's prediction-time
+evaluator fuses the same contraction into its forward pass for speed, and is tested against
+this one.)
 
 For a batch of N atoms with F features each, the stored derivative blocks
 ``D_b = ∂G_{i_b}/∂r_{j_b}`` (F × 3, 1/Å), sorted by centre atom ``i_b``, are exactly the
@@ -19,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 
-class ForceOperator:
+class DescriptorJacobian:
     """``J = ∂G/∂r`` of one batch. ``centres``/``neighbours`` (n_blocks,) batch-local atom rows,
     ``derivatives`` (n_blocks, F, 3), ``n_atoms`` N."""
 
@@ -65,3 +71,23 @@ def strain_gradient(g: np.ndarray, strain: np.ndarray, offsets: np.ndarray) -> n
     the cell volume for the stress (eV/Å³, ASE's sign convention)."""
     per_atom = np.einsum("mnf,nfab->mnab", g, strain, optimize=True)
     return np.add.reduceat(per_atom, offsets[:-1], axis=1)
+
+
+def contract_blocks(weights: np.ndarray, centres: np.ndarray, neighbours: np.ndarray,
+                    blocks: np.ndarray, n_atoms: int) -> np.ndarray:
+    """``Σ_i weights[i] · ∂G_i/∂r_j`` for every atom j, i.e. ``Jᵀ w``: (n_atoms, 3).
+
+    ``weights`` (n_atoms, F), e.g. ∂E/∂G_i of a potential E = Σ_i E_i(G_i), whose forces are
+    then ``−contract_blocks(...)`` (eV/Å). ``centres``/``neighbours`` (n_blocks,), ``blocks``
+    (n_blocks, F, 3) as a :class:`~pesnet.descriptors.protocol.DescriptorResult` or a feature
+    batch gives them.
+    """
+    jacobian = DescriptorJacobian(centres, neighbours, blocks, n_atoms)
+    return -jacobian.forces(np.asarray(weights)[None])[0]
+
+
+def contract_strain(weights: np.ndarray, strain: np.ndarray) -> np.ndarray:
+    """``Σ_i weights[i] · ∂G_i/∂ε``: (3, 3) for one configuration. For weights ∂E/∂G_i this is
+    ∂E/∂ε, and the stress (eV/Å³, ASE's sign convention) is that divided by the cell volume."""
+    offsets = np.array([0, len(strain)])
+    return strain_gradient(np.asarray(weights)[None], strain, offsets)[0, 0]
