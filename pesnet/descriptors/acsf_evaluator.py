@@ -48,10 +48,9 @@ from __future__ import annotations
 import numpy as np
 
 from pesnet.descriptors.acsf_angular_evaluator import AngularEvaluator
-from pesnet.descriptors.bonds import Geometry, PairList
+from pesnet.descriptors.bonds import Geometry, PairList, check_distinct_positions
 from pesnet.descriptors.cutoff import cutoff_cosine, cutoff_from_cosine, cutoff_slope
 from pesnet.descriptors.evaluation_tape import Layout, Tape, Workspace
-from pesnet.errors import ConfigurationError
 
 
 class ACSFEvaluator:
@@ -87,11 +86,7 @@ class ACSFEvaluator:
         in errors."""
         acsf = self.acsf
         D, d = geometry
-        if len(d) and d.min() < 1e-8:
-            b = int(np.argmin(d))
-            where = where or ("<atoms>", None)
-            raise ConfigurationError(where[0], where[1], f"atoms {pairs.i[b]} and "
-                                     f"{pairs.j[b]} are at the same position")
+        check_distinct_positions(pairs, d, where)
         n_atoms, n_el = pairs.n_atoms, self.n_elements
         values = np.empty((n_atoms, acsf.n_features))
         inside = np.flatnonzero(d < acsf.cutoff)

@@ -21,9 +21,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pesnet.descriptors.bonds import check_distinct_positions
 from pesnet.descriptors.derivatives import bond_to_blocks, strain_from_bonds
 from pesnet.descriptors.jacobian import DescriptorJacobian, strain_gradient
-from pesnet.errors import ConfigurationError
 
 
 class JacobianTape(NamedTuple):
@@ -48,11 +48,7 @@ class BondGradientEvaluator:
     def forward(self, pairs, geometry, derivatives: bool = True, where=None):
         """``(values (n_atoms, F), tape or None)`` at the bond vectors ``geometry``."""
         D, d = geometry
-        if len(d) and d.min() < 1e-8:
-            b = int(np.argmin(d))
-            where = where or ("<atoms>", None)
-            raise ConfigurationError(where[0], where[1], f"atoms {pairs.i[b]} and "
-                                     f"{pairs.j[b]} are at the same position")
+        check_distinct_positions(pairs, d, where)
         inside = np.flatnonzero(d < self.descriptor.cutoff)   # bonds stay sorted by centre
         i, j, D_in, n = pairs.i[inside], pairs.j[inside], D[inside], pairs.n_atoms
         values, grad = self.descriptor.bond_terms(n, pairs.element, i, j, d[inside], D_in,

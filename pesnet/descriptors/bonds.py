@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pesnet.errors import ConfigurationError
 from pesnet.neighbours import neighbour_pairs
 
 
@@ -185,6 +186,16 @@ def _reverse_bonds(i, j, shift, element, n_atoms):
     if not np.array_equal(rev[rev], np.arange(len(i))):
         raise RuntimeError("neighbour list is not symmetric: a bond lacks its reverse")
     return rev
+
+
+def check_distinct_positions(pairs: PairList, d: np.ndarray, where=None) -> None:
+    """Refuse two atoms at one position (a bond shorter than 1e-8 Å), whose descriptor
+    derivatives are undefined; ``where`` = (file, index) names the configuration."""
+    if len(d) and d.min() < 1e-8:
+        b = int(np.argmin(d))
+        where = where or ("<atoms>", None)
+        raise ConfigurationError(where[0], where[1], f"atoms {pairs.i[b]} and {pairs.j[b]} "
+                                 "are at the same position")
 
 
 def build_pairs(atoms, reach: float, element: np.ndarray, n_elements: int) -> PairList:
