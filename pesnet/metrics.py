@@ -115,7 +115,10 @@ def energy_force_metrics(
     eV/Å; ``*_std`` the predicted standard deviations of the same shapes. Keys:
     ``energy_mae``, ``energy_rmse`` (eV/config), ``energy_mae_per_atom``,
     ``energy_rmse_per_atom`` (eV/atom), ``force_mae``, ``force_rmse`` (eV/Å per component), and
-    ``energy_spearman``, ``force_nll``, ... for the uncertainty figures.
+    ``energy_spearman``, ``force_nll``, ... for the uncertainty figures. The worst cases sit
+    beside the means, since an MD run fails on its worst step, not its average one:
+    ``energy_max_error_per_atom`` = max_k |ΔE_k|/N_k (eV/atom) and ``force_max_error`` =
+    max_i |ΔF_i| (eV/Å, the length of the largest atomic force-error vector).
     """
     e_err = np.asarray(energy_pred, float) - np.asarray(energy_true, float)
     per_atom = e_err / np.asarray(n_atoms, float)
@@ -124,6 +127,7 @@ def energy_force_metrics(
         "energy_rmse": rmse(e_err),
         "energy_mae_per_atom": mae(per_atom),
         "energy_rmse_per_atom": rmse(per_atom),
+        "energy_max_error_per_atom": float(np.max(np.abs(per_atom), initial=0.0)),
     }
     if energy_std is not None:
         out.update(uncertainty_metrics(e_err, energy_std, prefix="energy_"))
@@ -131,6 +135,8 @@ def energy_force_metrics(
         f_err = np.asarray(forces_pred, float) - np.asarray(forces_true, float)
         out["force_mae"] = mae(f_err)
         out["force_rmse"] = rmse(f_err)
+        out["force_max_error"] = float(np.max(np.linalg.norm(f_err.reshape(-1, 3), axis=1),
+                                              initial=0.0))
         if forces_std is not None:
             forces_std = np.asarray(forces_std, float)
             out.update(uncertainty_metrics(f_err, forces_std, prefix="force_"))

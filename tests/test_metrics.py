@@ -28,6 +28,16 @@ def test_accuracy_metrics_match_definitions():
     assert out["force_mae"] == 1.0 and out["force_rmse"] == 1.0
 
 
+def test_worst_cases_sit_beside_the_means():
+    forces = np.zeros((5, 3))
+    forces[3] = [3.0, 0.0, 4.0]                     # one atom 5 eV/Å off, the others exact
+    out = metrics.energy_force_metrics([0.3, -2.0], [0.0, 0.0], [3, 2],
+                                       forces, np.zeros((5, 3)))
+    assert out["energy_max_error_per_atom"] == 1.0  # |−2 eV| / 2 atoms
+    assert out["force_max_error"] == 5.0
+    assert out["force_mae"] == pytest.approx(7.0 / 15)
+
+
 def test_calibrated_gaussian_errors(calibrated):
     errors, std = calibrated
     out = metrics.uncertainty_metrics(errors, std)

@@ -152,11 +152,14 @@ def format_metrics(scores: dict) -> str:
         ("energy MAE", f"{1e3 * scores['energy_mae_per_atom']:.3f}", "meV/atom"),
         ("energy RMSE", f"{1e3 * scores['energy_rmse_per_atom']:.3f}", "meV/atom"),
         ("energy MAE (per config)", f"{1e3 * scores['energy_mae']:.3f}", "meV"),
+        ("worst energy error", f"{1e3 * scores['energy_max_error_per_atom']:.3f}", "meV/atom"),
     ]
     if "force_mae" in scores:
         rows += [
             ("force MAE", f"{1e3 * scores['force_mae']:.2f}", "meV/Å"),
             ("force RMSE", f"{1e3 * scores['force_rmse']:.2f}", "meV/Å"),
+            ("worst atomic force error |ΔF_i|", f"{1e3 * scores['force_max_error']:.1f}",
+             "meV/Å"),
             ("Spearman(|ΔF_i|, σ_i), atoms", f"{scores['force_spearman']:.3f}", ""),
             ("Spearman(|ΔF|, σ), components", f"{scores['force_spearman_component']:.3f}", ""),
             ("force errors within 1σ", f"{100 * scores['force_coverage_1sigma']:.1f}", "%"),
