@@ -102,6 +102,28 @@ def test_descriptor_kinds_are_reached_through_the_registry():
     assert named == []
 
 
+def test_no_private_attribute_of_another_modules_object():
+    """``obj._name`` only on ``self``/``cls``, for names the module defines itself, and
+    namedtuple's public ``_replace``, ``_asdict``, ``_fields``, ``_make``: reaching into
+    another module's (or library's) private state is a private name crossing a module
+    boundary just as an import is."""
+    allowed = {"_replace", "_asdict", "_fields", "_make", "_field_defaults"}
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        # a module's own private names (its classes' methods and attributes) are its business
+        own = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)} | {
+            n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+            and isinstance(n.ctx, ast.Store)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                    and not node.attr.startswith("__") and node.attr not in allowed | own
+                    and not (isinstance(node.value, ast.Name)
+                             and node.value.id in ("self", "cls"))):
+                problems.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
+    assert problems == []
+
+
 def test_ruff_pyflakes_and_import_order():
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "pesnet",
                            "tests", "benchmarks", "examples"], cwd=ROOT, capture_output=True,

@@ -141,6 +141,13 @@ class Dataset:
             values = values.astype(str)
         return values
 
+    def array(self, name: str) -> np.ndarray:
+        """A whole stored array by name (per atom: ``numbers``, ``positions``, ``forces``, ...;
+        per configuration as :meth:`column`; the provenance ``source``/``source_index``)."""
+        if name not in self._file:
+            raise KeyError(f"{self.path}: no array {name!r}")
+        return self._file[name][:]
+
     # -- reading ------------------------------------------------------------------------
     def read_batch(self, start: int, stop: int) -> ConfigBatch:
         """Configurations ``start:stop`` (contiguous) as a :class:`ConfigBatch`."""

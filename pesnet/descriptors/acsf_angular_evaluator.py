@@ -103,7 +103,7 @@ class AngularEvaluator:
         while the same bonds are within the angular cutoff: per block (centres, valid (B, m),
         bond (B, m) index into the angular bonds (0 in padding), onehot (B, n_el, m) of the
         neighbour's element)."""
-        cached = pairs._cache.get("angular_structure")
+        cached = pairs.memo.get("angular_structure")
         if cached is not None and np.array_equal(cached[0], angular):
             return cached[1]
         n_el = self.n_elements
@@ -124,7 +124,7 @@ class AngularEvaluator:
             onehot = (element[bond][:, None, :] == every[None, :, None])     # (B, n_el, m)
             onehot &= valid[:, None, :]
             structure.append((centres, valid, bond, onehot))
-        pairs._cache["angular_structure"] = (angular.copy(), structure)
+        pairs.memo["angular_structure"] = (angular.copy(), structure)
         return structure
 
     # -- forward --------------------------------------------------------------------------

@@ -129,7 +129,7 @@ class ACSFEvaluator:
     def _radial_layout(self, pairs: PairList, inside: np.ndarray) -> Layout:
         """The padded layout of the bonds ``inside`` the cutoff, kept on the pair list while
         the same bonds are inside (most MD steps)."""
-        cached = pairs._cache.get("radial_layout")
+        cached = pairs.memo.get("radial_layout")
         if cached is not None and np.array_equal(cached.inside, inside):
             return cached
         n_el = self.n_elements
@@ -141,7 +141,7 @@ class ACSFEvaluator:
         slot = rows * width
         slot += np.arange(len(rows))
         slot -= starts[rows]
-        layout = pairs._cache["radial_layout"] = Layout(inside.copy(), n_rows, width, slot, {})
+        layout = pairs.memo["radial_layout"] = Layout(inside.copy(), n_rows, width, slot, {})
         return layout
 
     @staticmethod

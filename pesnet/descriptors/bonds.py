@@ -59,7 +59,8 @@ class PairList:
         self.config_bonds = (np.array([0, len(self.i)]) if config_bonds is None
                              else np.asarray(config_bonds, dtype=np.int64))
         self._cells = None
-        self._cache = {}
+        #: arrays derived from the bonds once and shared by the evaluators (name → array)
+        self.memo = {}
         self._buffers = None
 
     def __len__(self) -> int:
@@ -108,17 +109,17 @@ class PairList:
     def rows(self, n_elements: int) -> np.ndarray:
         """Row ``i · n_elements + element of j`` of each bond (non-decreasing)."""
         key = ("rows", n_elements)
-        if key not in self._cache:
-            self._cache[key] = self.i * n_elements + self.element[self.j]
-        return self._cache[key]
+        if key not in self.memo:
+            self.memo[key] = self.i * n_elements + self.element[self.j]
+        return self.memo[key]
 
     @property
     def reverse(self) -> np.ndarray:
         """Index of each bond's reverse (j, i, −S), (n_bonds,); every bond has one."""
-        if "reverse" not in self._cache:
-            self._cache["reverse"] = _reverse_bonds(self.i, self.j, self.shift, self.element,
+        if "reverse" not in self.memo:
+            self.memo["reverse"] = _reverse_bonds(self.i, self.j, self.shift, self.element,
                                                     self.n_atoms)
-        return self._cache["reverse"]
+        return self.memo["reverse"]
 
 
 def _times_cell(shift: np.ndarray, cell: np.ndarray) -> np.ndarray:
@@ -210,7 +211,7 @@ def build_pairs(atoms, reach: float, element: np.ndarray, n_elements: int) -> Pa
     # the search knows each pair's reverse: carry it through the sort
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
-    pairs._cache["reverse"] = position[reverse[order]]
+    pairs.memo["reverse"] = position[reverse[order]]
     return pairs
 
 
@@ -230,9 +231,9 @@ def concatenate_pairs(lists) -> PairList:
         np.concatenate([p.shift for p in lists]),
         np.concatenate([p.element for p in lists]),
         int(atom_offsets[-1]), min(p.reach for p in lists), atom_offsets, bond_offsets)
-    if all("reverse" in p._cache for p in lists):
-        pairs._cache["reverse"] = np.concatenate(
-            [p._cache["reverse"] + offset for p, offset in zip(lists, bond_offsets)])
+    if all("reverse" in p.memo for p in lists):
+        pairs.memo["reverse"] = np.concatenate(
+            [p.memo["reverse"] + offset for p, offset in zip(lists, bond_offsets)])
     return pairs
 
 

@@ -125,6 +125,8 @@ class FeaturesFile:
         self.descriptor = descriptor_from_params(self.params)
         self.labels = tuple(json.loads(attrs["labels"]))
         self.dataset_sha256 = str(attrs["dataset_sha256"])
+        #: the dataset path featurize recorded (as given then; may be relative), or None
+        self.dataset_path = str(attrs["dataset"]) if "dataset" in attrs else None
         self.split = json.loads(attrs["split"])
         self.offsets = self._file["offsets"][:]
         self._element_offsets = {z: self._file[f"elements/{chemical_symbols[z]}/offsets"][:]

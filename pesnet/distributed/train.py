@@ -183,7 +183,7 @@ def _split_and_dataset(features_path: Path, dataset: Path | None):
 
     with FeaturesFile(features_path) as features:
         info, n = features.split, len(features)
-        recorded = Path(str(features._file.attrs.get("dataset")))
+        recorded = Path(str(features.dataset_path))
     split = split_from_info(info, n)
     if dataset is None:
         dataset = recorded if recorded.is_absolute() or recorded.exists() \

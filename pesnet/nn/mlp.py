@@ -269,10 +269,11 @@ class MLP:
         x = self._check_input(x)
         if cache is None or cache.shape != (self.n_members, x.shape[-2]):
             cache = ForwardCache(self, x.shape[-2])
-        return self._forward(x, cache)
+        return self.forward_unchecked(x, cache)
 
-    def _forward(self, x, cache):
-        """Unchecked forward pass into ``cache`` (x already of the right dtype and shape)."""
+    def forward_unchecked(self, x, cache):
+        """:meth:`forward` without the input checks, for a training loop that prepared ``x``
+        (the network's dtype, shape (B, n_0) or (M, B, n_0)) and ``cache`` itself."""
         cache.x = a = x
         for l, (W, b, act) in enumerate(zip(self.weights, self.biases, self.activations)):
             out = cache.a[l]

@@ -145,7 +145,7 @@ class _Group:
                 if w is not None:
                     np.take(w, idx, axis=1, out=wb, mode="clip")
             n = xb.shape[0]
-            mlp._forward(xb, cache)
+            mlp.forward_unchecked(xb, cache)
             value, g = loss.value_and_grad(cache.output, yb, wb, out=cache.dy)
             total += value * n
             n_seen += n

@@ -185,8 +185,8 @@ def append_configurations(old_path, frames, out_path, source_path) -> int:
             DatasetWriter(tmp) as writer:
         for s in old.sources:
             writer.add_source(s["path"], s["sha256"], s.get("format"), s.get("index", ":"))
-        source = old._file["source"][:]
-        source_index = old._file["source_index"][:]
+        source = old.array("source")
+        source_index = old.array("source_index")
         for batch in old.iter_chunks(1024):
             for k, i in enumerate(batch.indices):
                 a, b = batch.offsets[k], batch.offsets[k + 1]

@@ -56,9 +56,9 @@ PHONON_BRANCHES = {"fcc": {"X": {"TA": 0, "LA": 2}, "L": {"TA": 0, "LA": 2}},
                    "bcc": {"H": {"": 0}, "N": {"1": 0, "2": 1, "3": 2}}}
 
 STRAINS = (-0.01, -0.005, 0.005, 0.01)
-J_PER_M2 = units._e * 1e20            # 1 eV/Å² in J/m²
+J_PER_M2 = 1e20 / units.J              # 1 eV/Å² in J/m²
 #: √(eV / (Å² amu)) in rad/s, over 2π and 10¹²: THz per √λ
-THZ = np.sqrt(units._e / units._amu) * 1e10 / (2 * np.pi) / 1e12
+THZ = units.second / (2 * np.pi) / 1e12   # ASE's time unit is Å √(amu/eV)
 
 
 def cubic_cell(symbol: str, crystal: str, a: float):

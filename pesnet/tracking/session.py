@@ -342,7 +342,7 @@ class TrackingSession:
 
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
-        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag
 
         source_uri = str(Path(source or path).resolve())
         with self._guard("logging the dataset"):
@@ -353,7 +353,7 @@ class TrackingSession:
             tags = [InputTag("mlflow.data.context", "training")]
             if n_configs is not None:
                 tags.append(InputTag("pesnet.n_configs", str(n_configs)))
-            self.client.log_inputs(self.run_id, [DatasetInput(dataset._to_mlflow_entity(), tags)])
+            self.client.log_inputs(self.run_id, [DatasetInput(Dataset(**dataset.to_dict()), tags)])
 
     def log_artifact(self, path, artifact_path: str | None = None) -> None:
         with self._guard(f"uploading {Path(path).name}"):

@@ -55,12 +55,12 @@ class Labels(NamedTuple):
 def read_labels(dataset_path) -> Labels:
     """All labels of the dataset at ``dataset_path``."""
     with Dataset(dataset_path) as ds:
-        f = ds._file
-        forces = f["forces"][:]
+        forces = ds.array("forces")
         periodic = ds.column("pbc").all(axis=1)
         volume = np.where(periodic, np.abs(np.linalg.det(ds.column("cell"))), 1.0)
-        return Labels(ds.offsets.copy(), f["numbers"][:].astype(np.int64), f["energy"][:],
-                      f["has_energy"][:], forces, f["has_forces"][:], ds.column("config_type"),
+        return Labels(ds.offsets.copy(), ds.array("numbers").astype(np.int64),
+                      ds.column("energy"), ds.column("has_energy"), forces,
+                      ds.column("has_forces"), ds.column("config_type"),
                       ds.column("stress"), ds.column("has_stress") & periodic, volume)
 
 
@@ -70,7 +70,7 @@ def open_training_inputs(features_path, dataset_path=None):
     The dataset defaults to the one recorded in the features file; its SHA-256 must match.
     """
     features = FeaturesFile(features_path)
-    recorded = features._file.attrs.get("dataset")
+    recorded = features.dataset_path
     path = Path(dataset_path) if dataset_path else Path(str(recorded))
     if not path.is_absolute() and dataset_path is None and not path.exists():
         path = Path(features_path).parent / path
