@@ -183,6 +183,7 @@ def _open_inputs(features_path, dataset_path, settings: TrainSettings):
     """(features, labels, split, dataset path), refused when the loss needs derivatives the
     features file lacks or the validation split is empty."""
     features, labels, split, dataset_path = open_training_inputs(features_path, dataset_path)
+    features.min_feature_std = settings.min_feature_std
     if (settings.force_weight > 0 or settings.stress_weight > 0) and not features.has_derivatives:
         features.close()
         raise InputError(f"{features_path}: has no derivatives (featurized with "
@@ -373,6 +374,7 @@ def calibrate(potential: Potential, features_path, settings: TrainSettings,
     """Fit ``potential``'s spread calibration on the validation split of ``features_path``
     (as :func:`train_potential` does at its end) and store it; returns it."""
     features, labels, split, _ = open_training_inputs(features_path, dataset_path)
+    features.min_feature_std = settings.min_feature_std
     use_forces = settings.force_weight > 0 and features.has_derivatives
     with features:
         val = prepare_batches(features, labels, split.validation, max(settings.batch_size, 16),
