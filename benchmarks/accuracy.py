@@ -104,7 +104,7 @@ def predict_time_108(potential, repeats=40, block=10):
 #: The steps of ``--ablation``: (name, TrainSettings changes on top of the previous step).
 ABLATION = [
     ("defaults of pesnet 0.1", {}),
-    ("ignore unsupported features (min_feature_std 1e-3)", {"min_feature_std": 1e-3}),
+    ("ignore unsupported features (min_feature_std 1e-5)", {"min_feature_std": 1e-5}),
 ]
 
 
