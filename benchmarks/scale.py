@@ -19,7 +19,10 @@ Generated files are kept in ``--workdir`` (default: a temporary directory) and r
 
 The last line is JSON: ``ingest_configs_per_s``, ``featurize_atoms_per_s`` and
 ``features_bytes_per_atom`` (largest size), ``train_peak_rss_mb_<N>`` and ``train_epoch_s_<N>``
-(best epoch) per size, ``memory_budget_mb``, ``load_1min``.
+(best epoch) per size, ``read_ms_random_batch_<N>`` and ``read_ms_sequential_batch_<N>``
+(reading one batch of the fit's plan, i.e. four random configurations, vs four neighbours:
+whether the order of reads matters on the features file's chunks), ``memory_budget_mb``,
+``load_1min``.
 """
 
 from __future__ import annotations
@@ -75,6 +78,26 @@ def child(cmd: list[str], env: dict) -> tuple[float, float, str]:
         if proc.returncode != 0:
             sys.exit(f"{' '.join(map(str, cmd[:3]))} failed:\n{err.read()}")
         return seconds, usage.ru_maxrss / 1024, out.read()
+
+
+def read_costs(features, train, n_batches: int = 200, rounds: int = 3) -> tuple[float, float]:
+    """ms to read one training batch (4 configurations, derivatives, no strain) of the fit's
+    plan (random configurations, ascending within the batch) and one of 4 neighbouring
+    configurations: the best of ``rounds`` interleaved rounds of ``n_batches`` each."""
+    import numpy as np
+
+    from pesnet.training.data import plan_batches
+
+    plan = plan_batches(train, SETTINGS["batch_size"], 0).configs[:n_batches]
+    seq = [np.arange(k, k + 4) for k in range(0, 4 * len(plan), 4) if k + 4 <= len(features)]
+    best = {"random": np.inf, "sequential": np.inf}
+    for _ in range(rounds):
+        for name, batches in (("random", plan), ("sequential", seq)):
+            started = time.perf_counter()
+            for config in batches:
+                features.read_batch(config, derivatives=True, strain=False)
+            best[name] = min(best[name], 1e3 * (time.perf_counter() - started) / len(batches))
+    return best["random"], best["sequential"]
 
 
 def make_data(n: int, work: Path, max_generate: int, env: dict) -> tuple[list[Path], float]:
@@ -144,17 +167,21 @@ def main(argv=None) -> int:
             ff, _, split, _ = open_training_inputs(features)
             with ff:
                 held = mode == "auto" and fits_in_memory(ff, (split.train, split.validation))
+                read_random, read_sequential = read_costs(ff, split.train)
             row = dict(n=n_configs, atoms=n_atoms, gen_s=gen_s, ingest=n_configs / ingest_s,
                        featurize=n_atoms / featurize_s,
                        bytes_atom=features.stat().st_size / n_atoms,
                        mode="held" if held else "streamed", setup_s=fit["setup_s"],
-                       epoch_s=min(fit["epoch_s"]), rss_mb=rss_mb)
+                       epoch_s=min(fit["epoch_s"]), rss_mb=rss_mb,
+                       read_random=read_random, read_sequential=read_sequential)
             rows.append(row)
             print(f"  N={n_configs} ({row['mode']}): epoch {row['epoch_s']:.1f} s, "
                   f"peak RSS {rss_mb:.0f} MB", flush=True)
             if mode == "auto":
                 headline[f"train_peak_rss_mb_{n}"] = round(rss_mb, 1)
                 headline[f"train_epoch_s_{n}"] = round(row["epoch_s"], 2)
+                headline[f"read_ms_random_batch_{n}"] = round(read_random, 2)
+                headline[f"read_ms_sequential_batch_{n}"] = round(read_sequential, 2)
             else:
                 headline[f"train_peak_rss_mb_{n}_streamed"] = round(rss_mb, 1)
                 headline[f"train_epoch_s_{n}_streamed"] = round(row["epoch_s"], 2)
@@ -167,12 +194,13 @@ def main(argv=None) -> int:
     print(f"\nCu EMT (cu-fcc), ACSF 5 Å (21 features), 5 members 32-32, batch 4, "
           f"{epochs} epoch(s); memory budget {DEFAULT_MEMORY_BUDGET_MB:.0f} MB")
     print(f"{'configs':>8} {'atoms':>9} {'ingest/s':>9} {'atoms/s':>8} {'B/atom':>7} "
-          f"{'mode':>9} {'setup s':>8} {'epoch s':>8} {'µs/atom':>8} {'peak MB':>8}")
+          f"{'mode':>9} {'setup s':>8} {'epoch s':>8} {'µs/atom':>8} {'peak MB':>8} "
+          f"{'read ms':>8} {'seq ms':>7}")
     for r in rows:
         print(f"{r['n']:>8} {r['atoms']:>9} {r['ingest']:>9.0f} {r['featurize']:>8.0f} "
               f"{r['bytes_atom']:>7.0f} {r['mode']:>9} {r['setup_s']:>8.1f} "
               f"{r['epoch_s']:>8.2f} {1e6 * r['epoch_s'] / r['atoms']:>8.1f} "
-              f"{r['rss_mb']:>8.0f}")
+              f"{r['rss_mb']:>8.0f} {r['read_random']:>8.2f} {r['read_sequential']:>7.2f}")
     largest = max(rows, key=lambda r: r["n"])
     headline = {"ingest_configs_per_s": round(largest["ingest"], 1),
                 "featurize_atoms_per_s": round(largest["featurize"], 1),

@@ -11,12 +11,19 @@ fresh order each time. Two sources give them, with the same interface and the sa
   (a bounded queue), building its Jacobian there too. Peak memory is bounded by a few batches.
 
 A batch is the same whichever source gives it (same configurations, read in ascending order,
-same arithmetic), so a fit is bit for bit the same (``tests/test_training_stream.py``).
-Reading order and the disk: a batch's configurations are random positions in the file, but
-each array is chunked in ~64 KB pieces (:mod:`pesnet.descriptors.featurize`) and a Cu
-configuration's derivative blocks span several chunks, so a random configuration costs about
-what a sequential one does (measured in ``benchmarks/scale.py``); no chunk-shuffled order
-(which would change the batches, hence the numbers) is needed.
+same arithmetic), so a fit is bit for bit the same (``tests/test_training_stream.py``). The
+price is time: on 1,000 Cu configurations an epoch took 2.6 s streamed vs 0.7 s held, on a
+2-core machine busy with other jobs, where the reader thread has no idle core to hide in
+(README, "Data larger than memory").
+
+Reading order and the disk: a batch's configurations are random positions in the file (read
+in ascending order, each run of neighbours as one slice). On 10,000 Cu configurations a batch
+of four random ones took ~1.6× four neighbours (7–10 ms vs ~6 ms, page cache warm;
+``benchmarks/scale.py`` measures it): each configuration's derivative blocks span ~4 chunks of
+64 KB, and its values and pair indices sit in gzip chunks of ~12–16 configurations that are
+decompressed whole. A chunk-shuffled order (batches drawn from neighbouring configurations)
+would read faster but change the batches, hence the numbers; chunks aligned with
+configurations in the features file would not, and are the next step.
 
 The trainer holds the batches when their estimated size (:func:`held_bytes`,
 :func:`fits_in_memory`) fits its memory budget, and streams them otherwise
