@@ -139,3 +139,24 @@ def test_an_index_out_of_range_names_the_spec_and_the_part(cu_features, tmp_path
     assert main(["run", str(spec), "--run-dir", str(tmp_path / "r"), "--no-tracking"]) == 1
     err = capsys.readouterr().err
     assert "far.toml: split: test index 100000 is outside the dataset's" in err, err
+
+
+def test_shipped_dft_ethanol_split_is_the_issues(tmp_path):
+    """pipelines/ethanol_dft.toml: 950 training, 50 validation and 200 test frames of 500 K,
+    plus every 1,000 K frame in the test part (never trained on)."""
+    from pathlib import Path
+
+    from pesnet.data import Dataset
+    from pesnet.data.ingest import ingest
+    from pesnet.pipeline.spec import load_spec
+    from pesnet.pipeline.splits import spec_split
+
+    root = Path(__file__).resolve().parents[1]
+    pipeline = load_spec(root / "pipelines" / "ethanol_dft.toml")
+    ingest([root / "data" / "ethanol_pbe_def2svp.extxyz"], tmp_path / "dft.h5")
+    split = spec_split(pipeline, tmp_path / "dft.h5")
+    with Dataset(tmp_path / "dft.h5") as ds:
+        kinds = ds.column("config_type")
+    assert (len(split.train), len(split.validation), len(split.test)) == (950, 50, 400)
+    assert set(kinds[split.train]) == set(kinds[split.validation]) == {"md_500K"}
+    assert (kinds[split.test] == "md_1000K").sum() == 200

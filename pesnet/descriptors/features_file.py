@@ -47,18 +47,43 @@ FORMAT_NAME = "pesnet-features"
 FORMAT_VERSION = 1
 
 
+#: The scale given to a feature without support in the training data (see :class:`Stats`):
+#: its standardised value (G − μ)/s and every derivative of it are below 1e-290 for any
+#: descriptor value under 1e10, i.e. zero to the networks, while the scale stays a finite
+#: number every model file reader accepts.
+IGNORED_FEATURE_SCALE = 1e300
+
+
 class Stats(NamedTuple):
     """Per-feature mean and standard deviation (F,) of one element over the training split;
-    ``count`` atoms contributed. Standardise with (G − mean) / scale."""
+    ``count`` atoms contributed. Standardise with (G − mean) / scale.
+
+    ``min_std`` > 0 ignores the features whose training standard deviation is below it: a
+    Gaussian shell where no neighbour of the training data ever sits has a std of 1e-6 or
+    less, so (G − μ)/σ of a structure with one bond compressed or stretched into that shell
+    is 10⁴–10⁶ and the networks' answer there is arbitrary (on DFT ethanol, the atomic force
+    errors of 7–16 eV/Å on frames with one stretched bond). Such a feature carries no
+    information the training data could fit, so its scale becomes
+    :data:`IGNORED_FEATURE_SCALE` and its standardised value 0.
+    """
 
     mean: np.ndarray
     std: np.ndarray
     count: int
+    min_std: float = 0.0
 
     @property
     def scale(self) -> np.ndarray:
-        """``std`` with zeros (constant features) replaced by 1, (F,)."""
+        """``std`` with zeros (constant features) replaced by 1 — or, with ``min_std`` > 0,
+        every std below it by :data:`IGNORED_FEATURE_SCALE` — (F,)."""
+        if self.min_std > 0:
+            return np.where(self.std >= self.min_std, self.std, IGNORED_FEATURE_SCALE)
         return np.where(self.std > 0, self.std, 1.0)
+
+    @property
+    def ignored(self) -> np.ndarray:
+        """Indices of the features ignored by ``min_std``, (k,)."""
+        return np.flatnonzero(self.std < self.min_std) if self.min_std > 0 else np.zeros(0, int)
 
 
 class ElementRows(NamedTuple):
@@ -134,6 +159,8 @@ class FeaturesFile:
                                  for z in self.elements}
         self._periodic = self._file["periodic"][:]
         self._stats = None
+        #: features whose training std is below this are ignored (:class:`Stats`); 0: none
+        self.min_feature_std = 0.0
         self.has_derivatives = "derivatives" in self._file
         self._block_offsets = (self._file["derivatives/offsets"][:] if self.has_derivatives
                                else None)
@@ -195,13 +222,14 @@ class FeaturesFile:
     @property
     def stats(self) -> dict[int, Stats]:
         """{Z: :class:`Stats`} over the training split."""
-        if self._stats is None:
-            self._stats = {}
+        if self._stats is None or self._stats[0] != self.min_feature_std:
+            stats = {}
             for z in self.elements:
                 group = self._file[f"elements/{chemical_symbols[z]}"]
-                self._stats[z] = Stats(group["mean"][:], group["std"][:],
-                                       int(group.attrs["count"]))
-        return self._stats
+                stats[z] = Stats(group["mean"][:], group["std"][:], int(group.attrs["count"]),
+                                 self.min_feature_std)
+            self._stats = (self.min_feature_std, stats)
+        return self._stats[1]
 
     @property
     def acsf(self):

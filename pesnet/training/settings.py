@@ -22,7 +22,10 @@ class TrainSettings:
     rate (``plateau`` watches each member's validation loss); ``clip_norm`` caps each member's
     gradient norm; ``calibration`` fits the spread scale on the validation split: ``area``
     (least miscalibration area), ``musil`` (committee rescaling; needs 4 members, smaller
-    ensembles use ``nll``) or ``nll`` (see :mod:`pesnet.potential.calibration`); ``checkpoint_every`` epochs a checkpoint is written (0: only at the end).
+    ensembles use ``nll``) or ``nll`` (see :mod:`pesnet.potential.calibration`); ``checkpoint_every`` epochs a checkpoint is written (0: only at the end);
+    ``min_feature_std`` ignores the descriptor features whose standard deviation over the
+    training split is below it (descriptor units; 0: none — see
+    :class:`pesnet.descriptors.features_file.Stats`).
     """
 
     hidden: tuple = (32, 32)
@@ -43,6 +46,7 @@ class TrainSettings:
     clip_norm: float = 100.0
     calibration: str = "area"
     checkpoint_every: int = 10
+    min_feature_std: float = 0.0
 
     def __post_init__(self):
         self._check_types()
@@ -62,6 +66,7 @@ class TrainSettings:
             (self.calibration in ("area", "nll", "musil"),
              "calibration must be 'area', 'nll' or 'musil'"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
+            (self.min_feature_std >= 0, "min_feature_std must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:

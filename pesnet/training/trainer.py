@@ -183,6 +183,7 @@ def _open_inputs(features_path, dataset_path, settings: TrainSettings):
     """(features, labels, split, dataset path), refused when the loss needs derivatives the
     features file lacks or the validation split is empty."""
     features, labels, split, dataset_path = open_training_inputs(features_path, dataset_path)
+    features.min_feature_std = settings.min_feature_std
     if (settings.force_weight > 0 or settings.stress_weight > 0) and not features.has_derivatives:
         features.close()
         raise InputError(f"{features_path}: has no derivatives (featurized with "
@@ -398,6 +399,7 @@ def calibrate(potential: Potential, features_path, settings: TrainSettings,
     (as :func:`train_potential` does at its end) and store it; returns it. The validation
     batches are streamed when they would not fit ``memory_budget_mb``."""
     features, labels, split, _ = open_training_inputs(features_path, dataset_path)
+    features.min_feature_std = settings.min_feature_std
     use_forces = settings.force_weight > 0 and features.has_derivatives
     with features:
         stream = not fits_in_memory(features, (split.validation,), use_forces, False,
