@@ -185,8 +185,11 @@ def batch_source(features: FeaturesFile, labels: Labels, indices, batch_size: in
     read again from its file whenever a pass needs them (:class:`StreamedBatches`)."""
     plan = plan_batches(indices, batch_size, seed)
     if stream:
-        return StreamedBatches(features.path, labels, plan, n_members, bootstrap_weights,
-                               forces, stress)
+        source = StreamedBatches(features.path, labels, plan, n_members, bootstrap_weights,
+                                 forces, stress)
+        # its own file standardises as the caller's does (the same ignored features)
+        source.features.min_feature_std = features.min_feature_std
+        return source
     return HeldBatches(
         read_prepared_batch(features, labels, config,
                             batch_weights(bootstrap_weights, n_members, pick), forces, stress)
