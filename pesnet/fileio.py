@@ -117,6 +117,10 @@ def open_hdf5(path, kind: str, format_name: str | None = None, version: int | No
     try:
         f = h5py.File(path, "r")
     except OSError as error:
+        if "truncated file" in str(error):
+            raise DataFormatError(
+                f"{path}: truncated {kind} ({path.stat().st_size} bytes of the "
+                f"{_stored_eof(error)} it was written with); write it again") from None
         raise DataFormatError(f"{path}: not an HDF5 file ({error})") from None
     if format_name is not None:
         try:
@@ -125,6 +129,14 @@ def open_hdf5(path, kind: str, format_name: str | None = None, version: int | No
             f.close()
             raise
     return f
+
+
+def _stored_eof(error) -> str:
+    """The file size HDF5 recorded, from its "truncated file" message (or "more")."""
+    import re
+
+    found = re.search(r"stored_eof = (\d+)", str(error))
+    return found.group(1) if found else "more"
 
 
 def check_format(attrs, where: str, kind: str, name: str, version: int) -> None:

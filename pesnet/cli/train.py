@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 from pesnet.errors import InputError
+from pesnet.training.batch_stream import DEFAULT_MEMORY_BUDGET_MB
 
 #: Command-line flags that override a setting of the same name.
 _FLAGS = {
@@ -36,6 +37,10 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoint", type=Path,
                         help="checkpoint file (default: OUTPUT with .ckpt.h5)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument("--memory-budget", type=float, metavar="MB",
+                        help="hold the training batches in memory up to this estimated size, "
+                        "stream them from the features file above it (default "
+                        f"{DEFAULT_MEMORY_BUDGET_MB:.0f}; same results either way)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.set_defaults(func=run)
 
@@ -71,12 +76,16 @@ def run(args) -> int:
     from pesnet.training.trainer import train_potential
 
     settings = load_settings(args)
+    if args.memory_budget is not None and args.memory_budget < 0:
+        raise InputError(f"--memory-budget must be >= 0 MB, got {args.memory_budget}")
+    budget = DEFAULT_MEMORY_BUDGET_MB if args.memory_budget is None else args.memory_budget
     checkpoint = args.checkpoint or args.output.with_suffix(".ckpt.h5")
     check_output_path(args.output)
     check_output_path(checkpoint)
     callbacks = [] if args.quiet else [ProgressBar(settings.epochs)]
     result = train_potential(args.features, settings, dataset_path=args.dataset,
-                             callbacks=callbacks, checkpoint_path=checkpoint, resume=args.resume)
+                             callbacks=callbacks, checkpoint_path=checkpoint, resume=args.resume,
+                             memory_budget_mb=budget)
     save_model(result.potential, args.output)
     if not args.quiet:
         last = result.history[-1]

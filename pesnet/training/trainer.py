@@ -1,9 +1,10 @@
 """Fitting an ensemble potential on energies and forces.
 
 ``train_potential(features.h5, settings)`` builds one ensemble MLP per element, fits the
-reference energies by least squares on the training split, and runs mini-batch epochs over
-batches held in memory (:mod:`pesnet.training.data`) with the loss of
-:mod:`pesnet.training.objective`. Members differ by seed only: their initial weights and their
+reference energies by least squares on the training split, and runs mini-batch epochs with the
+loss of :mod:`pesnet.training.objective` over batches held in memory, or, when they would not
+fit ``memory_budget_mb``, read from the features file as each pass needs them
+(:mod:`pesnet.training.batch_stream`; the same numbers either way). Members differ by seed only: their initial weights and their
 Poisson(1) bootstrap weights on the training configurations. Every epoch ends with a
 validation pass; each member keeps its best weights and retires after ``patience`` epochs
 without improvement. Callbacks (progress display, MLflow) observe each epoch; the loop knows
@@ -39,7 +40,8 @@ from pesnet.potential.calibration import fit_spread_scale
 from pesnet.potential.model import Potential
 from pesnet.potential.reference import element_counts, fit_reference_energies
 from pesnet.training import checkpoint as ckpt
-from pesnet.training.data import open_training_inputs, prepare_batches
+from pesnet.training.batch_stream import DEFAULT_MEMORY_BUDGET_MB, batch_source, fits_in_memory
+from pesnet.training.data import open_training_inputs
 from pesnet.training.objective import LossWeights, batch_loss
 from pesnet.training.records import EpochRecord
 from pesnet.training.settings import TrainSettings
@@ -132,9 +134,7 @@ def _pass(potential, batches, weights, optimizer=None, state=None, lr=None, clip
     loss = np.zeros(m)
     e_sq, f_sq = np.zeros(m), np.zeros(m)
     n_e = n_f = 0
-    order = range(len(batches)) if order is None else order
-    for k in order:
-        batch = batches[k]
+    for batch in batches.iterate(order):
         result = batch_loss(potential, batch, weights, gradients=optimizer is not None)
         loss += result.loss
         e_sq += result.energy_sq
@@ -147,7 +147,7 @@ def _pass(potential, batches, weights, optimizer=None, state=None, lr=None, clip
                     clip_grad_norm(grad, clip)
                 net = potential.networks[z]
                 optimizer.step(net.params, grad, lr, state.opt_state[z], np.empty_like(grad))
-    n_batches = max(len(order) if hasattr(order, "__len__") else len(batches), 1)
+    n_batches = max(len(batches) if order is None else len(order), 1)
     return (loss / n_batches, np.sqrt(e_sq / max(n_e, 1)), np.sqrt(f_sq / max(n_f, 1)))
 
 
@@ -195,16 +195,20 @@ def _open_inputs(features_path, dataset_path, settings: TrainSettings):
     return features, labels, split, dataset_path
 
 
-def _prepared(features, labels, split, settings: TrainSettings, subset: dict, n_local: int):
-    """The untrained potential and the training and validation batches held in memory."""
+def _prepared(features, labels, split, settings: TrainSettings, subset: dict, n_local: int,
+              memory_budget_mb):
+    """The untrained potential and the training and validation batch sources: held in memory
+    when both fit ``memory_budget_mb`` together, else streamed from the features file."""
     use_forces, use_stress = settings.force_weight > 0, settings.stress_weight > 0
     with features:
         potential = build_potential(features, labels, split, settings, **subset)
         bootstrap = _bootstrap(settings, len(split.train), **subset)
-        train = prepare_batches(features, labels, split.train, settings.batch_size,
-                                n_local, settings.seed, bootstrap, use_forces, use_stress)
-        val = prepare_batches(features, labels, split.validation, max(settings.batch_size, 16),
-                              n_local, settings.seed, None, use_forces, use_stress)
+        stream = not fits_in_memory(features, (split.train, split.validation), use_forces,
+                                    use_stress, memory_budget_mb)
+        train = batch_source(features, labels, split.train, settings.batch_size, n_local,
+                             settings.seed, bootstrap, use_forces, use_stress, stream)
+        val = batch_source(features, labels, split.validation, max(settings.batch_size, 16),
+                           n_local, settings.seed, None, use_forces, use_stress, stream)
     return potential, train, val
 
 
@@ -268,19 +272,38 @@ def _notify(callbacks, hook: str, *args, **kwargs) -> None:
 
 def train_potential(features_path, settings: TrainSettings | None = None, dataset_path=None,
                     callbacks=(), checkpoint_path=None, resume: bool = False,
-                    members=None) -> TrainingResult:
+                    members=None,
+                    memory_budget_mb: float | None = DEFAULT_MEMORY_BUDGET_MB) -> TrainingResult:
     """Fit an ensemble potential (see the module doc); returns the trained, calibrated model.
 
     ``members=(start, stop)`` trains only members start..stop-1 of the ensemble of
     ``settings.n_members`` (metadata ``members`` records the range, history arrays have
     stop - start entries); the calibration is then left at 1: join the groups with
     :func:`assemble_members` and call :func:`calibrate`.
+
+    ``memory_budget_mb`` bounds the training and validation batches held in memory (their
+    estimated size, :func:`~pesnet.training.batch_stream.held_bytes`); above it every pass
+    reads its batches from the features file (None: always hold them). It changes memory and
+    time, never a number, so it is an argument of the run, not a recorded setting.
     """
     settings = settings or TrainSettings()
     start, stop = _member_range(settings, members)
     subset = {} if (start, stop) == (0, settings.n_members) else {"members": (start, stop)}
     features, labels, split, dataset_path = _open_inputs(features_path, dataset_path, settings)
-    potential, train, val = _prepared(features, labels, split, settings, subset, stop - start)
+    potential, train, val = _prepared(features, labels, split, settings, subset, stop - start,
+                                      memory_budget_mb)
+    try:
+        return _fit(potential, train, val, features, split, dataset_path, settings,
+                    subset, (start, stop), callbacks, checkpoint_path, resume)
+    finally:
+        train.close()
+        val.close()
+
+
+def _fit(potential, train, val, features, split, dataset_path, settings, subset,
+         member_range, callbacks, checkpoint_path, resume) -> TrainingResult:
+    """The epochs, best weights, calibration and metadata of :func:`train_potential`."""
+    start, stop = member_range
     optimizer = get_optimizer(settings.optimizer, learning_rate=settings.learning_rate)
     schedule = get_schedule(settings.schedule)
     schedule.reset(stop - start)
@@ -370,14 +393,21 @@ def assemble_members(potentials) -> Potential:
 
 
 def calibrate(potential: Potential, features_path, settings: TrainSettings,
-              dataset_path=None) -> dict:
+              dataset_path=None,
+              memory_budget_mb: float | None = DEFAULT_MEMORY_BUDGET_MB) -> dict:
     """Fit ``potential``'s spread calibration on the validation split of ``features_path``
-    (as :func:`train_potential` does at its end) and store it; returns it."""
+    (as :func:`train_potential` does at its end) and store it; returns it. The validation
+    batches are streamed when they would not fit ``memory_budget_mb``."""
     features, labels, split, _ = open_training_inputs(features_path, dataset_path)
     features.min_feature_std = settings.min_feature_std
     use_forces = settings.force_weight > 0 and features.has_derivatives
     with features:
-        val = prepare_batches(features, labels, split.validation, max(settings.batch_size, 16),
-                              potential.n_members, settings.seed, None, use_forces)
-    potential.calibration = _fit_calibration(potential, val, settings)
+        stream = not fits_in_memory(features, (split.validation,), use_forces, False,
+                                    memory_budget_mb)
+        val = batch_source(features, labels, split.validation, max(settings.batch_size, 16),
+                           potential.n_members, settings.seed, None, use_forces, False, stream)
+    try:
+        potential.calibration = _fit_calibration(potential, val, settings)
+    finally:
+        val.close()
     return potential.calibration
