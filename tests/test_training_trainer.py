@@ -171,3 +171,20 @@ def test_stress_needs_derivatives(cu_features, tmp_path):
     with pytest.raises(InputError, match="has no derivatives"):
         train_potential(tmp_path / "values.h5", TrainSettings(
             hidden=(4,), n_members=1, epochs=1, force_weight=0.0, stress_weight=1.0))
+
+
+def test_optimizer_params_reach_the_optimizer(cu_features):
+    """``optimizer_params`` (here AdamW's weight decay) change the fit, are recorded with the
+    settings, and a bad one is refused when the settings are made."""
+    base = dict(hidden=(6,), n_members=2, epochs=2, optimizer="adamw", checkpoint_every=0)
+    plain = train_potential(cu_features / "features.h5",
+                            TrainSettings(**base, optimizer_params={"weight_decay": 0.0}))
+    decayed = train_potential(cu_features / "features.h5",
+                              TrainSettings(**base, optimizer_params={"weight_decay": 0.5}))
+    (z,) = plain.potential.elements
+    w_plain, w_decayed = (np.abs(r.potential.networks[z].params).sum()
+                          for r in (plain, decayed))
+    assert w_decayed < w_plain
+    assert decayed.potential.metadata["settings"]["optimizer_params"] == {"weight_decay": 0.5}
+    with pytest.raises(InputError, match="optimizer"):
+        TrainSettings(optimizer="adamw", optimizer_params={"weight_dacay": 1e-3})

@@ -23,6 +23,8 @@ class TrainSettings:
     gradient norm; ``calibration`` fits the spread scale on the validation split: ``area``
     (least miscalibration area), ``musil`` (committee rescaling; needs 4 members, smaller
     ensembles use ``nll``) or ``nll`` (see :mod:`pesnet.potential.calibration`); ``checkpoint_every`` epochs a checkpoint is written (0: only at the end);
+    ``optimizer_params`` go to the optimiser besides the learning rate (e.g. ``{weight_decay =
+    3e-3}`` for ``adamw``, ``{beta1 = 0.9}``; :mod:`pesnet.nn.optimizers`);
     ``min_feature_std`` ignores the descriptor features whose standard deviation over the
     training split is below it (descriptor units; 0: none — see
     :class:`pesnet.descriptors.features_file.Stats`).
@@ -35,6 +37,7 @@ class TrainSettings:
     epochs: int = 300
     batch_size: int = 4
     optimizer: str = "adam"
+    optimizer_params: dict = field(default_factory=dict)
     learning_rate: float = 5e-3
     schedule: dict = field(default_factory=lambda: {"name": "plateau", "factor": 0.5,
                                                      "patience": 10, "min_factor": 0.01})
@@ -99,7 +102,8 @@ class TrainSettings:
 
         for name, build in (("activation", lambda: get_activation(self.activation)),
                             ("optimizer", lambda: get_optimizer(
-                                self.optimizer, learning_rate=self.learning_rate)),
+                                self.optimizer, learning_rate=self.learning_rate,
+                                **self.optimizer_params)),
                             ("schedule", lambda: get_schedule(self.schedule))):
             try:
                 build()

@@ -304,7 +304,8 @@ def _fit(potential, train, val, features, split, dataset_path, settings, subset,
          member_range, callbacks, checkpoint_path, resume) -> TrainingResult:
     """The epochs, best weights, calibration and metadata of :func:`train_potential`."""
     start, stop = member_range
-    optimizer = get_optimizer(settings.optimizer, learning_rate=settings.learning_rate)
+    optimizer = get_optimizer(settings.optimizer, learning_rate=settings.learning_rate,
+                              **settings.optimizer_params)
     schedule = get_schedule(settings.schedule)
     schedule.reset(stop - start)
     state = _State(potential, optimizer, stop - start)
