@@ -152,3 +152,18 @@ def test_isolated_atoms_and_empty_angular_terms():
     p = potential.predict(far, stress=False)
     np.testing.assert_array_equal(p.forces, 0.0)
     assert np.isfinite(p.energy).all()
+
+
+def test_prediction_engine_pickles_without_its_scratch():
+    """A pickled evaluator (Dask, multiprocessing) carries its parameters, not its per-thread
+    scratch buffers (a thread-local that pickle refuses), and describes the same molecule."""
+    import pickle
+
+    acsf = default_acsf(["H", "C", "O"], 5.0)
+    evaluator = acsf.evaluator()
+    atoms = molecule("CH3CH2OH")
+    before = acsf.compute(atoms).values
+    evaluator._work.get("probe", (1000,))            # scratch in use before pickling
+    copy = pickle.loads(pickle.dumps(evaluator))
+    assert copy._work.buffers == {}
+    np.testing.assert_array_equal(copy.acsf.compute(atoms).values, before)

@@ -89,15 +89,6 @@ class AngularEvaluator:
         # scratch reused between calls: a tape is valid until the next forward pass
         self.work = Workspace()
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        del state["work"]  # per-thread scratch: not worth shipping
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self.work = Workspace()
-
     def structure(self, pairs: PairList, angular: np.ndarray) -> list:
         """Blocks of centres of the angular bonds (sorted by centre), kept on the pair list
         while the same bonds are within the angular cutoff: per block (centres, valid (B, m),

@@ -69,15 +69,6 @@ class ACSFEvaluator:
         # scratch reused between calls: a tape is valid until the next forward pass
         self._work = Workspace()
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        del state["_work"]  # per-thread scratch: not worth shipping
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._work = Workspace()
-
     # -- forward --------------------------------------------------------------------------
     def forward(self, pairs: PairList, geometry: Geometry, derivatives: bool = True,
                 where=None):

@@ -71,6 +71,10 @@ class Workspace(threading.local):
     def __init__(self):
         self.buffers = {}
 
+    def __reduce__(self):
+        # scratch is not state: a pickled evaluator (Dask, multiprocessing) gets a fresh one
+        return (Workspace, ())
+
     def get(self, name: str, shape, dtype=float) -> np.ndarray:
         size = prod(shape) if isinstance(shape, tuple) else int(shape)
         buffer = self.buffers.get(name)

@@ -112,14 +112,20 @@ def _energy_term(energy, batch: PreparedBatch, n, weight):
     return loss, sums, (c, de, w_e)
 
 
+def _weighted_mean_square(diff, c, n_components: int, weight):
+    """w Σ_r c_r |d_r|² / (n_components Σ_r c_r) (M,) for rows r of ``diff`` (M, R, K) with
+    weights ``c`` (M, R); also returns |d_r|² (M, R) and the denominator (M,)."""
+    denominator = n_components * c.sum(axis=1)
+    per_row_sq = (diff**2).sum(axis=2)
+    return weight * _safe_div((c * per_row_sq).sum(axis=1), denominator), per_row_sq, denominator
+
+
 def _force_term(forces, batch: PreparedBatch, atom_config, weight):
     """w_F Σ_k c_k Σ_i |ΔF_i|² / (3 Σ_k c_k N_k^F) (M,), its metric sums, and (c_atom, ΔF,
     3 Σ c N^F) for the gradient; ``forces`` (M, N, 3) eV/Å."""
     df = np.where(batch.has_forces[None, :, None], forces - batch.forces, 0.0)
     c_atom = batch.weights[:, atom_config] * batch.has_forces            # (M, N)
-    w_f = 3.0 * c_atom.sum(axis=1)                                        # (M,)
-    per_atom_sq = (df**2).sum(axis=2)                                     # (M, N)
-    loss = weight * _safe_div((c_atom * per_atom_sq).sum(axis=1), w_f)
+    loss, per_atom_sq, w_f = _weighted_mean_square(df, c_atom, 3.0, weight)
     sums = dict(force_sq=per_atom_sq.sum(axis=1), force_abs=np.abs(df).sum(axis=(1, 2)),
                 n_force=int(3 * batch.has_forces.sum()))
     return loss, sums, (c_atom, df, w_f)
@@ -131,9 +137,7 @@ def _stress_term(virial, batch: PreparedBatch, weight):
     sigma = virial[:, :, VOIGT[0], VOIGT[1]] / batch.volume[None, :, None]
     ds = np.where(batch.has_stress[None, :, None], sigma - batch.stress, 0.0)  # (M, n, 6)
     c_s = batch.weights * batch.has_stress                                # (M, n)
-    w_s = 6.0 * c_s.sum(axis=1)                                           # (M,)
-    per_config_sq = (ds**2).sum(axis=2)                                   # (M, n)
-    loss = weight * _safe_div((c_s * per_config_sq).sum(axis=1), w_s)
+    loss, per_config_sq, w_s = _weighted_mean_square(ds, c_s, 6.0, weight)
     sums = dict(stress_sq=per_config_sq.sum(axis=1), stress_abs=np.abs(ds).sum(axis=(1, 2)),
                 n_stress=int(6 * batch.has_stress.sum()))
     return loss, sums, (ds, c_s, w_s)
