@@ -107,6 +107,20 @@ def test_schedules():
     assert f(cos, 20) == pytest.approx(0.1)
 
 
+def test_cosine_without_a_period_anneals_over_the_run():
+    s = get_schedule({"name": "cosine", "min_factor": 0.01})
+    s.reset(3, epochs=40)
+    assert s.factors(0) == pytest.approx([1, 1, 1]) and s.factor(20) == pytest.approx(0.505)
+    assert s.factor(40) == pytest.approx(0.01)
+    with pytest.raises(InputError, match="needs the run's epochs"):
+        get_schedule("cosine").reset(2)
+    x, y = _smooth_problem(16)
+    hist = train(MLP((2, 4, 1), 1, seed=0), x, y, epochs=10, batch_size=16,
+                 schedule={"name": "cosine"}, optimizer={"name": "sgd", "learning_rate": 0.1})
+    assert hist.learning_rate[0, 0] == pytest.approx(0.1)
+    assert hist.learning_rate[-1, 0] == pytest.approx(0.1 * (1 + np.cos(np.pi * 9 / 10)) / 2)
+
+
 def test_reduce_on_plateau_is_per_member():
     s = get_schedule({"name": "plateau", "factor": 0.5, "patience": 2})
     s.reset(2)

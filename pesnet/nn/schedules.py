@@ -6,12 +6,13 @@ epoch (counted from 0), for each of M members::
     constant:     1
     exponential:  γ^e
     step:         γ^⌊e / step_size⌋
-    cosine:       f_min + (1 - f_min)(1 + cos(π min(e, T)/T))/2
+    cosine:       f_min + (1 - f_min)(1 + cos(π min(e, T)/T))/2   (T: ``period``, by default
+                  the run's number of epochs)
     plateau:      multiplied by ``factor`` whenever a member's monitored (validation) loss has
                   not improved by more than ``min_delta`` for ``patience`` epochs; floor f_min
 
 Only the plateau schedule has state; it is per member, so members stay independent.
-Usage: ``reset(M)`` once, then per epoch ``factors(epoch)`` → (M,) and, after the epoch,
+Usage: ``reset(M, epochs)`` once, then per epoch ``factors(epoch)`` → (M,) and, after the epoch,
 ``observe(loss)`` with the monitored loss (M,).
 """
 
@@ -32,7 +33,8 @@ class Schedule:
 
     name = "schedule"
 
-    def reset(self, n_members):
+    def reset(self, n_members, epochs=None):
+        """Start a run of ``n_members`` members over ``epochs`` epochs (None: unknown)."""
         self.n_members = int(n_members)
 
     def factor(self, epoch):  # pragma: no cover - abstract
@@ -93,15 +95,24 @@ class Step(Schedule):
 
 
 class Cosine(Schedule):
-    """Cosine annealing from η₀ to η₀·min_factor over ``period`` epochs, then flat."""
+    """Cosine annealing from η₀ to η₀·min_factor over ``period`` epochs, then flat; with
+    ``period=None`` over the whole run (the ``epochs`` given to :meth:`reset`)."""
 
     name = "cosine"
 
-    def __init__(self, period=100, min_factor=0.0):
-        self.period, self.min_factor = int(period), float(min_factor)
-        if self.period < 1 or not 0 <= self.min_factor <= 1:
+    def __init__(self, period=None, min_factor=0.0):
+        self.period = None if period is None else int(period)
+        self.min_factor = float(min_factor)
+        if (self.period is not None and self.period < 1) or not 0 <= self.min_factor <= 1:
             raise InputError(f"cosine schedule needs period >= 1 and 0 <= min_factor <= 1, got "
                              f"{period!r}, {min_factor!r}")
+
+    def reset(self, n_members, epochs=None):
+        super().reset(n_members, epochs)
+        if self.period is None:
+            if epochs is None:
+                raise InputError("cosine schedule without a period needs the run's epochs")
+            self.period = max(int(epochs), 1)
 
     def factor(self, epoch):
         x = min(epoch, self.period) / self.period
@@ -124,8 +135,8 @@ class ReduceOnPlateau(Schedule):
         return {"name": self.name, "factor": self.factor_, "patience": self.patience,
                 "min_delta": self.min_delta, "min_factor": self.min_factor}
 
-    def reset(self, n_members):
-        super().reset(n_members)
+    def reset(self, n_members, epochs=None):
+        super().reset(n_members, epochs)
         self._current = np.ones(self.n_members)
         self._best = np.full(self.n_members, np.inf)
         self._wait = np.zeros(self.n_members, dtype=int)

@@ -310,7 +310,7 @@ def train(mlp, x, y, *, loss="mse", optimizer="adam", schedule=None, epochs=100,
     loss, optimizer = get_loss(loss), get_optimizer(optimizer)
     schedule = get_schedule(schedule)
     state = optimizer.init_state(mlp.params)
-    schedule.reset(M)
+    schedule.reset(M, epochs)
     groups = _member_groups(mlp, optimizer, state, loss, clip_norm, n_threads)
     rng = shared_rng(mlp.seed if seed is None else seed, SHUFFLE)
     stopping = _Stopping(mlp, early_stopping)

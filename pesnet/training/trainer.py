@@ -307,7 +307,7 @@ def _fit(potential, train, val, features, split, dataset_path, settings, subset,
     optimizer = get_optimizer(settings.optimizer, learning_rate=settings.learning_rate,
                               **settings.optimizer_params)
     schedule = get_schedule(settings.schedule)
-    schedule.reset(stop - start)
+    schedule.reset(stop - start, settings.epochs)
     state = _State(potential, optimizer, stop - start)
     if resume:
         if checkpoint_path is None or not Path(checkpoint_path).is_file():
