@@ -10,13 +10,16 @@ def register(subparsers) -> None:
         "ingest",
         help="read configurations from ASE-readable files into a dataset",
         description="Read labelled configurations from any format ASE reads (extxyz, traj, "
-        "ASE db, VASP OUTCAR, ...), validate them and write one pesnet dataset (HDF5). "
+        "ASE db, VASP OUTCAR and vasprun.xml, Quantum ESPRESSO output, ...), every frame "
+        "unless --index selects fewer, validate them and write one pesnet dataset (HDF5). "
         "On any error nothing is written.",
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="input files")
     parser.add_argument("-o", "--output", type=Path, required=True, help="dataset file to write")
     parser.add_argument("--format", dest="fmt", help="force an ASE format name for all inputs")
-    parser.add_argument("--index", default=":", help="frames to read, ASE syntax (default ':')")
+    parser.add_argument("--index", default=":",
+                        help="frames to read from each input, ASE syntax (default ':', every "
+                        "frame: every ionic step of an OUTCAR or vasprun.xml)")
     parser.add_argument("--energy-key", help="info key holding the energy (eV)")
     parser.add_argument("--forces-key", help="arrays key holding the forces (eV/Å)")
     parser.add_argument("--stress-key", help="info key holding the stress (eV/Å³)")

@@ -35,7 +35,12 @@ def run(args) -> int:
     import ase.io
     import numpy as np
 
-    from pesnet.data.ingest import check_readable, iter_configurations, resolve_format
+    from pesnet.data.ingest import (
+        check_readable,
+        configuration_label,
+        iter_configurations,
+        resolve_format,
+    )
     from pesnet.data.validate import structure_problem
     from pesnet.errors import ConfigurationError
     from pesnet.fileio import atomic_output, check_output_path
@@ -49,7 +54,8 @@ def run(args) -> int:
     for index, atoms in iter_configurations(args.structures, fmt, args.index):
         problem = structure_problem(atoms)
         if problem is not None:
-            raise ConfigurationError(args.structures, index, problem)
+            raise ConfigurationError(args.structures, configuration_label(index, args.index),
+                                     problem)
         frames.append(atoms)
     out = [_annotated(atoms, model.predict(atoms, stress=bool(np.any(atoms.pbc))))
            for atoms in frames]

@@ -1,5 +1,11 @@
 """Ingest: any ASE-readable file(s) → one validated pesnet dataset file.
 
+Every frame of every input is read unless ``index`` selects fewer: for a VASP ``OUTCAR`` or
+``vasprun.xml`` and a Quantum ESPRESSO pw.x output that is every ionic step, where
+``ase.io.read(path)`` alone gives only the last. The same selection applies to each input.
+Labels keep ASE's units and sign (eV, eV/Å, stress in eV/Å³ with ASE's sign: positive is
+tensile, pressure = -trace/3), which ASE's readers convert to from each code's own.
+
 Configurations are streamed (``ase.io.iread``), validated one by one
 (:mod:`pesnet.data.validate`) and appended to a :class:`~pesnet.data.writer.DatasetWriter`
 writing a temporary file, which is renamed over the output only when every configuration of
@@ -60,8 +66,10 @@ def resolve_format(path: Path, fmt: str | None) -> str:
             raise UnknownFileTypeError(guessed)
         return guessed
     except UnknownFileTypeError:
+        # ASE knows a vasprun.xml by its name only (*vasp*.xml)
+        hint = "; --format vasp-xml for a renamed vasprun.xml" if path.suffix == ".xml" else ""
         raise InputError(
-            f"{path}: cannot tell the file format; pass --format (see `ase info --formats`)"
+            f"{path}: cannot tell the file format; pass --format (see `ase info --formats`){hint}"
         ) from None
     except Exception as error:  # ASE's sniffing reads the file and may fail in many ways
         raise InputError(f"{path}: cannot tell the file format ({error}); pass --format") from None
@@ -117,14 +125,22 @@ def extract_labels(atoms, keys: LabelKeys, path, index):
     return energy, forces, stress
 
 
+def configuration_label(k: int, index: str):
+    """How a message names the ``k``-th selected configuration: ``k`` when every frame is
+    read, else ``"k of the selection '::10'"`` (``k`` counts selected frames, not the file's)."""
+    return k if index == ":" else f"{k} of the selection {index!r}"
+
+
 def iter_configurations(path: Path, fmt: str, index: str):
-    """Yield ``(k, atoms)``, turning any reader failure into a :class:`ConfigurationError`."""
+    """Yield ``(k, atoms)`` for the frames ``index`` selects (ASE syntax; ``k`` counts them
+    from 0), turning any reader failure into a :class:`ConfigurationError`."""
     import ase.io
 
     try:
         frames = ase.io.iread(str(path), index=index, format=fmt)
     except Exception as error:  # ASE readers raise anything on bad input
-        raise ConfigurationError(path, 0, f"cannot be read as {fmt}: {error}") from None
+        raise ConfigurationError(path, configuration_label(0, index),
+                                 f"cannot be read as {fmt}: {error}") from None
     k = 0
     while True:
         try:
@@ -133,7 +149,8 @@ def iter_configurations(path: Path, fmt: str, index: str):
             return
         except Exception as error:  # a truncated or garbled record
             message = str(error) or type(error).__name__
-            raise ConfigurationError(path, k, f"cannot be read as {fmt}: {message}") from None
+            raise ConfigurationError(path, configuration_label(k, index),
+                                     f"cannot be read as {fmt}: {message}") from None
         yield k, atoms
         k += 1
 
@@ -165,14 +182,15 @@ def _append_file(writer, path: Path, path_format: str, index: str, keys: LabelKe
     source = writer.add_source(path, sha256_file(path), path_format, index)
     n_here = 0
     for k, atoms in iter_configurations(path, path_format, index):
-        energy, forces, stress = extract_labels(atoms, keys, path, k)
+        where = configuration_label(k, index)
+        energy, forces, stress = extract_labels(atoms, keys, path, where)
         validate_configuration(
-            atoms, energy, forces, stress, path, k,
+            atoms, energy, forces, stress, path, where,
             require_energy=not allow_unlabelled, require_forces=not allow_unlabelled,
         )
         config_type = str(atoms.info.get(group_key, ""))
         if "\x00" in config_type:  # HDF5 strings end at NUL
-            raise ConfigurationError(path, k, "config_type contains a NUL character")
+            raise ConfigurationError(path, where, "config_type contains a NUL character")
         writer.append(
             atoms.get_atomic_numbers(), atoms.get_positions(), atoms.get_cell()[:],
             atoms.get_pbc(), energy=energy, forces=forces,
@@ -183,8 +201,9 @@ def _append_file(writer, path: Path, path_format: str, index: str, keys: LabelKe
         n_here += 1
         if bar is not None:
             bar.update(1)
-    if n_here == 0:
-        raise InputError(f"{path}: no configurations found (selection {index!r})")
+    if n_here == 0:  # e.g. an OUTCAR renamed run.log, which ASE takes for Gaussian output
+        raise InputError(f"{path}: no configurations found reading it as {path_format} "
+                         f"(selection {index!r}); pass --format if it is another format")
     return n_here
 
 
@@ -200,6 +219,10 @@ def ingest(
 ) -> int:
     """Read every configuration of ``inputs`` into a new dataset at ``output``.
 
+    ``index`` (ASE syntax, default ``":"``: every frame, every ionic step of a DFT output)
+    selects the same frames from each input; ``fmt`` (an ASE format name) overrides ASE's
+    guess from each file's name and contents.
+
     ``group_key`` names the ``info`` key whose value is kept as each configuration's group
     (the dataset's ``config_type``; empty where a configuration lacks the key), by which
     ``pesnet evaluate --by config_type`` and the pipeline break metrics down.
@@ -208,6 +231,9 @@ def ingest(
     :class:`ConfigurationError`) on the first bad file or configuration; then ``output`` is
     untouched (an existing file keeps its contents).
     """
+    if keys.stress is not None and keys.stress.lower() == "virial":
+        raise InputError("--stress-key virial: a virial (eV, W = -σV) is not a stress; "
+                         "store -virial / volume (eV/Å³) under another key and name that")
     inputs, formats, output = _checked_inputs(inputs, output, fmt, index)
     bar = None
     if progress:

@@ -18,6 +18,9 @@ MIN_DISTANCE = 0.1
 #: (12 ms per 32-atom Cu configuration); at 1 Å, 0.14 ms, and physical structures have few
 #: pairs that close.
 OVERLAP_SEARCH = 1.0
+#: Relative tolerance of the symmetry of a (3, 3) stress label (|σ_ij - σ_ji| against
+#: max(1 eV/Å³, max |σ|)): printed DFT stresses are symmetric to ~1e-9 of their magnitude.
+SYMMETRY_TOLERANCE = 1e-6
 #: Periodic cells whose volume (area, length for 2-D and 1-D periodicity) is below this are
 #: degenerate (Å³, Å², Å).
 MIN_PERIODIC_MEASURE = 1e-6
@@ -99,13 +102,42 @@ def check_structure(atoms, where: str | None = None) -> None:
         raise InputError(f"{name}: {problem}")
 
 
+def stress_problem(stress, pbc) -> str | None:
+    """Why ``stress`` (eV/Å³, ASE's Voigt (6,) or a (3, 3) tensor) cannot label a structure
+    with periodicity ``pbc``, or ``None`` if it can.
+
+    σ = (1/V) ∂E/∂ε needs a volume, so three periodic directions; a (3, 3) tensor must be
+    symmetric (a Cauchy stress is: σ_ij = σ_ji), since its Voigt form keeps one of each pair.
+    The sign and the units cannot be checked in general: ASE's readers convert them.
+    """
+    stress = np.asarray(stress)
+    if stress.shape not in ((6,), (3, 3)):
+        return (f"stress has shape {stress.shape}, expected (6,) (Voigt xx yy zz yz xz xy, "
+                f"eV/Å³) or (3, 3)")
+    problem = _nonfinite(stress, "stress")
+    if problem:
+        return problem
+    pbc = np.asarray(pbc, dtype=bool)
+    if not pbc.all():
+        return (f"a stress label on a structure that is not periodic in three directions "
+                f"(pbc {pbc.tolist()}); drop it (--stress-key) or fix the cell")
+    if stress.shape == (3, 3):
+        asymmetry = np.abs(stress - stress.T)
+        if asymmetry.max() > SYMMETRY_TOLERANCE * max(1.0, float(np.abs(stress).max())):
+            i, j = np.unravel_index(int(np.argmax(asymmetry)), (3, 3))
+            return (f"the (3, 3) stress is not symmetric (σ[{i},{j}] = {stress[i, j]:.6g}, "
+                    f"σ[{j},{i}] = {stress[j, i]:.6g} eV/Å³): not a stress tensor")
+    return None
+
+
 def validate_configuration(
     atoms, energy, forces, stress, path, index, require_energy=True, require_forces=True
 ) -> None:
     """Raise :class:`ConfigurationError` if the configuration cannot enter a dataset.
 
     ``atoms`` is an :class:`ase.Atoms`; ``energy`` (eV, scalar or None), ``forces`` (eV/Å,
-    (n_atoms, 3) or None) and ``stress`` (eV/Å³, (6,) or None) are its labels.
+    (n_atoms, 3) or None) and ``stress`` (eV/Å³, (6,), (3, 3) or None; see
+    :func:`stress_problem`) are its labels. ``index`` names the configuration in messages.
     """
     n_atoms = len(atoms)
     problem = structure_problem(atoms)
@@ -132,17 +164,9 @@ def validate_configuration(
             )
         _require_finite(forces, "forces", path, index)
     if stress is not None:
-        stress = np.asarray(stress)
-        if stress.shape not in ((6,), (3, 3)):
-            raise ConfigurationError(
-                path, index, f"stress has shape {stress.shape}, expected (6,) or (3, 3)"
-            )
-        _require_finite(stress, "stress", path, index)
-        pbc = np.asarray(atoms.pbc, dtype=bool)
-        if not pbc.all():   # σ = (1/V) ∂E/∂ε needs a volume: three periodic directions
-            raise ConfigurationError(
-                path, index, f"a stress label on a structure that is not periodic in three "
-                f"directions (pbc {pbc.tolist()}); drop it (--stress-key) or fix the cell")
+        problem = stress_problem(stress, atoms.pbc)
+        if problem is not None:
+            raise ConfigurationError(path, index, problem)
 
     try:
         i, j, d = neighbour_list("ijd", atoms, max(OVERLAP_SEARCH, MIN_DISTANCE))
