@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import ase.io
 import h5py
@@ -146,3 +148,21 @@ def test_cli_ingest_prints_summary(tmp_path, extxyz_file, capsys):
     assert "C 4" in text and "H 12" in text and "O 2" in text
     assert main(["info", str(out)]) == 0
     assert "configurations 6" in capsys.readouterr().out
+
+
+def test_cli_output_into_a_closed_pipe_stops_quietly(tmp_path, extxyz_file, capsys,
+                                                     monkeypatch):
+    """`pesnet info ds.h5 | head -1`: the reader is gone; exit 141, no traceback."""
+    out = tmp_path / "ds.h5"
+    assert main(["ingest", str(extxyz_file), "-o", str(out), "--quiet"]) == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    saved = os.dup(1)
+    try:
+        with os.fdopen(write_end, "w") as closed_pipe:
+            monkeypatch.setattr(sys, "stdout", closed_pipe)
+            assert main(["info", str(out)]) == 141
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    assert "Traceback" not in capsys.readouterr().err

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -95,7 +96,9 @@ def main(argv=None) -> int:
     guard = contextlib.nullcontext() if args.command in SERVERS else sigterm_raises()
     try:
         with guard:
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()      # a closed pipe shows here, not in the interpreter's exit
+            return code
     except PesnetError as error:
         print(f"pesnet {args.command}: error: {error}", file=sys.stderr)
         return 1
@@ -105,6 +108,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"pesnet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader left (`pesnet info ds.h5 | head -1`): like any Unix filter, stop quietly;
+        # stdout goes to /dev/null so the interpreter's final flush cannot raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":  # pragma: no cover
