@@ -78,6 +78,9 @@ def test_shipped_specs_are_valid():
     ("[dataset]\nrecipe = { name = \"cu-fc\" }\n", "unknown recipe 'cu-fc' (did you mean "
      "'cu-fcc'?)"),
     ("[descriptor]\ng2 = [[1.0]]\n", "descriptor:"),
+    ("[descriptor]\ng4 = [[0.1, 1, 1]]\n", "descriptor: the radial grid g2 is empty"),
+    ("[descriptor]\ncutoff = 4.0\nangular_cutoff = 5.0\n",
+     "descriptor: angular_cutoff must be in (0, cutoff=4.0]"),
     ("[split]\nfractions = [0.5, 0.6, 0.1]\n", "split: fractions must be"),
     ("name = \"has space\"\n", "name: String should match pattern"),
     ("[register\n", "invalid TOML"),
@@ -103,3 +106,15 @@ def test_bad_spec_fails_fast_with_one_line(tmp_path, capsys, edit, expected):
 def test_missing_spec_file(tmp_path):
     with pytest.raises(InputError, match="no such pipeline spec"):
         load_spec(tmp_path / "nope.toml")
+
+
+def test_an_element_of_the_data_missing_from_the_descriptor_is_one_line(tmp_path, capsys,
+                                                                        extxyz_file):
+    spec = tmp_path / "elements.toml"
+    spec.write_text(f'[dataset]\nfiles = ["{extxyz_file}"]\n[descriptor]\n'
+                    'elements = ["Cu"]\n[register]\nenabled = false\n')
+    code = main(["run", str(spec), "--run-dir", str(tmp_path / "run"), "--no-tracking"])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "descriptor.elements ['Cu'] lacks H, C, O, which the data contains" in err
+    assert not (tmp_path / "run" / "features.h5").exists()

@@ -215,6 +215,9 @@ class DescriptorSpec(SpecTable):
         if (self.params is not None or self.kind is not None) and self.explicit:
             raise ValueError("give a descriptor's parameters either in params (with kind) or "
                              "as g2/g3/g4/g5, not both")
+        if self.explicit and not self.g2:
+            raise ValueError("the radial grid g2 is empty: give at least one [eta, Rs] pair "
+                             "(or no g2/g3/g4/g5 at all for the default set)")
         try:
             descriptor = descriptor_from_params(self.parameters(self.elements or ["H"]))
             check_new_cutoff(descriptor.cutoff if self.params is not None else self.cutoff)

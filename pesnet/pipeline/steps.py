@@ -101,6 +101,16 @@ class Featurize(Step):
             elements = ds.elements
         if not elements:
             raise InputError(f"{ctx.path('dataset.h5')}: the dataset has no atoms")
+        chosen = ctx.spec.descriptor.elements
+        if chosen is not None:
+            from ase.data import atomic_numbers, chemical_symbols
+
+            missing = [chemical_symbols[z] for z in elements
+                       if z not in {atomic_numbers[s] for s in chosen}]
+            if missing:
+                raise InputError(f"{ctx.pipeline.path}: descriptor.elements "
+                                 f"{list(chosen)} lacks {', '.join(missing)}, which the data "
+                                 "contains: add it, or leave elements out (default: the data's)")
         return ctx.spec.descriptor.parameters(elements)
 
     def params(self, ctx):
