@@ -112,6 +112,9 @@ OLD_DEFAULTS = {"optimizer": "adam", "optimizer_params": {}, "learning_rate": 5e
                              "min_factor": 0.01},
                 "bootstrap": True, "patience": 40, "min_feature_std": 0.0, "epochs": 300}
 
+#: The step of :data:`ABLATION` that equals today's ``TrainSettings()`` (checked when run).
+DEFAULTS_STEP = 2
+
 #: The steps of ``--ablation``: (name, datasets, TrainSettings changes on top of the previous
 #: step). Step 2 is today's default; step 3 is ``pipelines/ethanol_dft.toml``.
 ABLATION = [
@@ -123,7 +126,7 @@ ABLATION = [
      ("dft", "xtb", "cu"),
      {"bootstrap": False, "patience": 300, "learning_rate": 3e-3,
       "schedule": {"name": "cosine", "min_factor": 0.01},
-      "optimizer": "adamw", "optimizer_params": {"weight_decay": 3e-3}}),
+      "optimizer": "adamw", "optimizer_params": {}}),
     ("+ 1,500 epochs (pipelines/ethanol_dft.toml)", ("dft",),
      {"epochs": 1500, "patience": 1500}),
 ]
@@ -239,6 +242,8 @@ def ablation(work, quick, steps=None, datasets=("dft", "xtb", "cu")):
     settings, rows = TrainSettings(), []
     for k, (name, where, change) in enumerate(ABLATION):
         settings = dataclasses.replace(settings, **change)
+        if k == DEFAULTS_STEP and settings != TrainSettings():
+            raise SystemExit(f"ablation step {k} is no longer pesnet's default settings")
         run = dataclasses.replace(settings, epochs=5, n_members=3) if quick else settings
         if steps is not None and k not in steps:
             continue

@@ -39,8 +39,9 @@ def test_training_reduces_errors_and_calibrates(cu_features):
 def test_each_member_trains_as_if_alone(cu_features):
     """Member 1 of a 3-member ensemble equals a 1-member run that starts from member 1's
     initial weights and bootstrap weights: members never interact."""
-    full = train_potential(cu_features / "features.h5", TrainSettings(**{**SMALL, "epochs": 3}))
-    settings = TrainSettings(**{**SMALL, "epochs": 3})
+    small = {**SMALL, "epochs": 3, "bootstrap": True}      # bootstrap draws are per member too
+    full = train_potential(cu_features / "features.h5", TrainSettings(**small))
+    settings = TrainSettings(**small)
     from pesnet.training import trainer
 
     original_bootstrap = trainer._bootstrap
@@ -153,7 +154,7 @@ def test_training_on_stress_fits_the_stress(cu_features):
     scores = {}
     for weight in (0.0, 100.0):
         settings = TrainSettings(hidden=(8,), n_members=2, epochs=40, batch_size=4, seed=3,
-                                 patience=50, stress_weight=weight)
+                                 patience=50, stress_weight=weight, learning_rate=1e-2)
         result = train_potential(cu_features / "features.h5", settings)
         metrics = evaluate_potential(result.potential, cu_features / "cu.h5").metrics
         assert metrics["n_stress"] >= 24
