@@ -24,7 +24,7 @@ import is skipped with the reason printed):
   epoch, loads the best checkpoint (EMA weights) and saves the model.
 
 Figures (meV/atom for energies, meV/Å per Cartesian force component): energy and force MAE on
-the 200 test frames, force MAE on the 200 OOD frames; for TorchANI also Spearman(|ΔF_i|, σ_i)
+the 200 test frames (and the mean signed energy error: a constant offset shows there), force MAE on the 200 OOD frames; for TorchANI also Spearman(|ΔF_i|, σ_i)
 over atoms, the fraction of force components with |ΔF| ≤ s·σ (s the one factor that puts
 68.3 % of the validation components inside; the unscaled fraction beside it) and the mean
 per-atom spread σ_i on the OOD frames over that on the test frames. Training seconds (wall
@@ -43,7 +43,7 @@ an environment of their own; pesnet is found from this checkout (only its split 
 helpers are used), so ``python`` here is that environment's.
 
 Ends with one JSON line: peers_{torchani,mace}_{force_mae, energy_mae, ood_force_mae,
-train_s, predict_ms}, peers_torchani_{spearman, coverage, coverage_raw, sigma_ratio},
+train_s, predict_ms, energy_bias}, peers_torchani_{spearman, coverage, coverage_raw, sigma_ratio},
 load_start, load_end (1-minute load averages).
 """
 
@@ -102,6 +102,13 @@ def scores(frames, energy, forces, forces_std=None):
     std = None if forces_std is None else forces_std.reshape(-1, 3)
     return energy_force_metrics(energy, e_ref, n_atoms, forces.reshape(-1, 3),
                                 f_ref.reshape(-1, 3), forces_std=std)
+
+
+def energy_bias(frames, energy):
+    """Mean signed energy error per atom, meV/atom: the part of the energy MAE that one
+    constant (e.g. an unconverged per-element offset) would remove."""
+    e_ref, _ = labels(frames)
+    return 1e3 * float(np.mean((np.asarray(energy) - e_ref) / [len(a) for a in frames]))
 
 
 def median_ms(predict, atoms, calls):
@@ -280,6 +287,7 @@ def run_torchani(data, cap_s, calls):
     out.update(
         energy_mae=1e3 * test["energy_mae_per_atom"], force_mae=1e3 * test["force_mae"],
         ood_force_mae=1e3 * ood["force_mae"], spearman=test["force_spearman"],
+        energy_bias=energy_bias(data["test"], mean["test"][0]),
         coverage=test["force_coverage_1sigma"], coverage_raw=coverage(f_err, mean["test"][2]),
         scale=scale, sigma_ratio=sigma_atom["ood"] / sigma_atom["test"],
         sigma_ratio_component=mean["ood"][2].mean() / mean["test"][2].mean(),
@@ -397,13 +405,14 @@ def run_mace(data, cap_s, calls, threads, keep=None):
         predict = mace_predictor(work / "peer.model")
         for name in ("test", "ood"):
             pairs = [predict(Atoms(a.numbers, a.positions)) for a in data[name]]
-            out[name] = scores(data[name], np.array([p[0] for p in pairs]),
-                               np.stack([p[1] for p in pairs]))
+            energies = np.array([p[0] for p in pairs])
+            out[name] = scores(data[name], energies, np.stack([p[1] for p in pairs]))
+            out[f"{name}_energy_bias"] = energy_bias(data[name], energies)
         out["predict_ms"] = median_ms(predict, Atoms(data["test"][0].numbers,
                                                      data["test"][0].positions), calls)
     test, ood = out.pop("test"), out.pop("ood")
     out.update(energy_mae=1e3 * test["energy_mae_per_atom"], force_mae=1e3 * test["force_mae"],
-               ood_force_mae=1e3 * ood["force_mae"])
+               ood_force_mae=1e3 * ood["force_mae"], energy_bias=out.pop("test_energy_bias"))
     return out
 
 
@@ -411,6 +420,7 @@ def run_mace(data, cap_s, calls, threads, keep=None):
 
 ROWS = [  # (label, ((key, format), ...)); several figures are joined by " / "
     ("energy MAE, test (meV/atom)", (("energy_mae", "{:.3f}"),)),
+    ("  mean signed energy error, test (meV/atom)", (("energy_bias", "{:+.3f}"),)),
     ("force MAE, test (meV/Å)", (("force_mae", "{:.1f}"),)),
     ("force MAE, 1,000 K frames (meV/Å)", (("ood_force_mae", "{:.1f}"),)),
     ("Spearman(|ΔF_i|, σ_i), test atoms", (("spearman", "{:.3f}"),)),
@@ -464,7 +474,8 @@ def run_peer(name, data, args):
 
 #: Wall-time caps of the full run, s.
 DEFAULT_CAP_S = {"torchani": 1500.0, "mace": 1200.0}
-JSON_KEYS = ("force_mae", "energy_mae", "ood_force_mae", "train_s", "predict_ms")
+JSON_KEYS = ("force_mae", "energy_mae", "ood_force_mae", "train_s", "predict_ms",
+             "energy_bias")
 
 
 def main():
