@@ -171,7 +171,7 @@ def group_terms(group, block: PairBlock, X: np.ndarray, n_elements: int, pair_we
     Q = np.empty((B, m, n_elements, n_rhs))
     Q[..., 0] = qe
     if derivatives:
-        Q[..., 1:] = qe[..., None] * (block.D * block.inv_r[..., None])[:, :, None, :]
+        _fill_components(Q, qe, block.D * block.inv_r[..., None])
     Y = np.matmul(X[:, :n_p].reshape(B, -1, m), Q.reshape(B, m, -1))
     Y = Y.reshape(B, n_p, m, n_elements, n_rhs)
     V = _combine(group.value_coef, Y[..., 0])                  # V_t(j) (B, nf, m, n_el)
@@ -186,6 +186,13 @@ def group_terms(group, block: PairBlock, X: np.ndarray, n_elements: int, pair_we
     grad = _group_gradients(group, block, X[:, n_p:], Y, Q, qe, q, radial, V)
     # (B, nf, 3, m, n_el) -> bonds of the block, (n_valid, n_el, nf, 3)
     return values, grad.transpose(0, 3, 4, 1, 2)[block.valid]
+
+
+def _fill_components(Q: np.ndarray, qe: np.ndarray, vectors: np.ndarray) -> None:
+    """Q[..., 1 + x] = qe · vectors[..., x] for x, y, z: ``Q`` (B, m, n_el, 4), ``qe``
+    (B, m, n_el), ``vectors`` (B, m, 3); one long elementwise product per component."""
+    for x in range(3):
+        np.multiply(qe, vectors[:, :, None, x], out=Q[..., 1 + x])
 
 
 def _by_component(Y: np.ndarray) -> np.ndarray:
@@ -210,7 +217,7 @@ def _group_gradients(group, block: PairBlock, X_dp, Y, Q, qe, q, radial, V) -> n
     dot *= (inv_r * inv_r)[:, None, :, None]
     grad = T1 - Dj * dot[:, :, None]
     if group.kind == "g4":
-        Q[..., 1:] = qe[..., None] * block.D[:, :, None, :]
+        _fill_components(Q, qe, block.D)
         Z = np.matmul(X_dp.reshape(B, -1, m), Q.reshape(B, m, -1))
         Z = Z.reshape(B, -1, m, n_elements, 4)
         T3 = _combine(group.dp_coef, Z[..., 0])                          # (B, nf, m, n_el)
