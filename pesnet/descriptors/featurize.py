@@ -32,7 +32,7 @@ from pesnet.fileio import atomic_output, sha256_file
 
 _COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 _FLUSH_FLOATS = 1 << 23  # buffered derivative floats (~32 MB in float32) before a flush
-_PASS_ATOMS = 512  # atoms computed in one vectorised pass (compute_many)
+_PASS_ATOMS = 512  # atoms computed in one vectorised pass (compute_flat)
 
 
 class ChunkFeatures(NamedTuple):
