@@ -161,10 +161,9 @@ def group_terms(group, block: PairBlock, X: np.ndarray, n_elements: int, pair_we
     """Values (B, s, t, nf) and, with ``derivatives``, bond gradients (n_valid, t, nf, 3) of
     one group's features on one block (the equations in the module doc)."""
     B, m = block.valid.shape
-    Dp, rp, inv_r, valid = block.D, block.r, block.inv_r, block.valid
     n_rhs = 4 if derivatives else 1
     n_p = len(group.p_keys)
-    radial = np.exp(-group.eta * rp * rp)
+    radial = np.exp(-group.eta * block.r * block.r)
     q = radial * block.f                                                 # q = exp(−η r²) f_c
     # Right-hand sides per neighbour element t: q_k, q_k D_k / r_k (for the b^n ∘ P
     # matrices: 1/(r_j r_k) of A' is applied as 1/r_k here and 1/r_j below), q_k D_k.
@@ -172,7 +171,7 @@ def group_terms(group, block: PairBlock, X: np.ndarray, n_elements: int, pair_we
     Q = np.empty((B, m, n_elements, n_rhs))
     Q[..., 0] = qe
     if derivatives:
-        Q[..., 1:] = qe[..., None] * (Dp * inv_r[..., None])[:, :, None, :]
+        _fill_components(Q, qe, block.D * block.inv_r[..., None])
     Y = np.matmul(X[:, :n_p].reshape(B, -1, m), Q.reshape(B, m, -1))
     Y = Y.reshape(B, n_p, m, n_elements, n_rhs)
     V = _combine(group.value_coef, Y[..., 0])                  # V_t(j) (B, nf, m, n_el)
@@ -184,22 +183,50 @@ def group_terms(group, block: PairBlock, X: np.ndarray, n_elements: int, pair_we
     values = values.transpose(0, 1, 3, 2) * pair_weight
     if not derivatives:
         return values, None
-    # ∂G/∂D_j = q_j [T1 − D_j (D_j·T1)/r_j² + D_j T3 − T4] + q'_j (D_j/r_j) V_t(j)
-    Dj = Dp[:, None, :, None, :]                                         # (B, 1, m, 1, 3)
-    T1 = _combine(group.slope_coef, Y[..., 1:])
-    T1 *= inv_r[:, None, :, None, None]
-    grad = T1 - Dj * (np.sum(Dj * T1, axis=-1, keepdims=True)
-                      * (inv_r * inv_r)[:, None, :, None, None])
+    grad = _group_gradients(group, block, X[:, n_p:], Y, Q, qe, q, radial, V)
+    # (B, nf, 3, m, n_el) -> bonds of the block, (n_valid, n_el, nf, 3)
+    return values, grad.transpose(0, 3, 4, 1, 2)[block.valid]
+
+
+def _fill_components(Q: np.ndarray, qe: np.ndarray, vectors: np.ndarray) -> None:
+    """Q[..., 1 + x] = qe · vectors[..., x] for x, y, z: ``Q`` (B, m, n_el, 4), ``qe``
+    (B, m, n_el), ``vectors`` (B, m, 3); one long elementwise product per component."""
+    for x in range(3):
+        np.multiply(qe, vectors[:, :, None, x], out=Q[..., 1 + x])
+
+
+def _by_component(Y: np.ndarray) -> np.ndarray:
+    """Columns 1..3 (x, y, z) of the last axis of ``Y`` (B, k, m, n_el, 4) moved in front of
+    the neighbour axis: (B, k, 3, m, n_el), contiguous."""
+    return np.ascontiguousarray(np.moveaxis(Y[..., 1:], -1, 2))
+
+
+def _group_gradients(group, block: PairBlock, X_dp, Y, Q, qe, q, radial, V) -> np.ndarray:
+    """∂G/∂D_j = q_j [T1 − D_j (D_j·T1)/r_j² + D_j T3 − T4] + q'_j (D_j/r_j) V_t(j), as
+    (B, nf, 3, m, n_el): the Cartesian component ahead of the neighbours, so that every
+    elementwise step runs over long rows (see :func:`group_terms` for the other arrays)."""
+    B, m = block.valid.shape
+    n_elements = Q.shape[2]
+    inv_r = block.inv_r
+    Dj = np.ascontiguousarray(block.D.transpose(0, 2, 1))[:, None, :, :, None]   # (B,1,3,m,1)
+    T1 = _combine(group.slope_coef, _by_component(Y))                    # (B, nf, 3, m, n_el)
+    T1 *= inv_r[:, None, None, :, None]
+    DT = Dj * T1
+    dot = DT[:, :, 0] + DT[:, :, 1]                                      # D_j·T1, summed
+    dot += DT[:, :, 2]                                                   # x, y, z in order
+    dot *= (inv_r * inv_r)[:, None, :, None]
+    grad = T1 - Dj * dot[:, :, None]
     if group.kind == "g4":
-        Q[..., 1:] = qe[..., None] * Dp[:, :, None, :]
-        Z = np.matmul(X[:, n_p:].reshape(B, -1, m), Q.reshape(B, m, -1))
-        T34 = _combine(group.dp_coef, Z.reshape(B, -1, m, n_elements, n_rhs))
-        grad += Dj * T34[..., :1] - T34[..., 1:]
-    grad *= q[:, None, :, None, None]
-    dq = radial * (block.df - 2.0 * group.eta * rp * block.f) * valid * inv_r   # q'_j / r_j
-    grad += (dq[:, None, :, None, None] * Dj) * V[..., None]
-    # (B, nf, m, n_el, 3) -> bonds of the block, (n_valid, n_el, nf, 3)
-    return values, grad.transpose(0, 2, 3, 1, 4)[valid]
+        _fill_components(Q, qe, block.D)
+        Z = np.matmul(X_dp.reshape(B, -1, m), Q.reshape(B, m, -1))
+        Z = Z.reshape(B, -1, m, n_elements, 4)
+        T3 = _combine(group.dp_coef, Z[..., 0])                          # (B, nf, m, n_el)
+        T4 = _combine(group.dp_coef, _by_component(Z))                   # (B, nf, 3, m, n_el)
+        grad += Dj * T3[:, :, None] - T4
+    grad *= q[:, None, None, :, None]
+    dq = radial * (block.df - 2.0 * group.eta * block.r * block.f) * block.valid * inv_r
+    grad += (dq[:, None, None, :, None] * Dj) * V[:, :, None]           # q'_j / r_j D_j V
+    return grad
 
 
 def angular_terms(centre, D, r, element, n_atoms: int, n_elements: int, cutoff: float,

@@ -19,6 +19,7 @@ replace by a faster one, as ACSF does). A subclass sets ``kind``, ``elements`` (
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
@@ -59,6 +60,28 @@ def element_numbers(elements) -> tuple[int, ...]:
     if not numbers:
         raise InputError("the descriptor needs at least one element")
     return tuple(sorted(numbers))
+
+
+class FlatResult(NamedTuple):
+    """Descriptors of n_c configurations, concatenated (N atoms, M blocks, F features).
+
+    ``values`` (N, F); ``offsets`` (n_c + 1,) each configuration's first atom;
+    ``periodic`` (n_c,) whether it has a periodic axis. With derivatives (else ``None``):
+    ``block_offsets`` (n_c + 1,) each configuration's first block; ``centres``,
+    ``neighbours`` (M,) configuration-local atom indices, sorted by (centre, neighbour)
+    within a configuration; ``derivatives`` (M, F, 3) 1/Å; ``strain`` (N, F, 3, 3), zero for
+    the atoms of configurations without a periodic axis, ``None`` if no configuration has
+    one. Configuration k's :class:`DescriptorResult` is the slice k of each.
+    """
+
+    values: np.ndarray
+    offsets: np.ndarray
+    periodic: np.ndarray
+    block_offsets: np.ndarray | None = None
+    centres: np.ndarray | None = None
+    neighbours: np.ndarray | None = None
+    derivatives: np.ndarray | None = None
+    strain: np.ndarray | None = None
 
 
 def _default_where(atoms):
@@ -153,6 +176,21 @@ class BondDescriptor:
         the bonds of all of them, which amortises NumPy's per-call overhead over many small
         molecules. ``where``: one (file, index) per configuration, or ``None``.
         """
+        flat = self.compute_flat(frames, derivatives, where)
+        labels, offsets = self.labels, flat.offsets
+        spans = list(zip(offsets, offsets[1:]))
+        if not derivatives:
+            return [DescriptorResult(flat.values[a:b], labels) for a, b in spans]
+        cuts = flat.block_offsets
+        return [DescriptorResult(flat.values[a:b], labels, flat.centres[cuts[k]:cuts[k + 1]],
+                                 flat.neighbours[cuts[k]:cuts[k + 1]],
+                                 flat.derivatives[cuts[k]:cuts[k + 1]],
+                                 flat.strain[a:b] if flat.periodic[k] else None)
+                for k, (a, b) in enumerate(spans)]
+
+    def compute_flat(self, frames, derivatives: bool = False, where=None) -> FlatResult:
+        """:meth:`compute_many` as one :class:`FlatResult` (the configurations' arrays
+        concatenated, nothing split per configuration): what the featurizer writes."""
         counts = np.array([len(atoms) for atoms in frames], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)])
         element, bonds = [], []
@@ -168,20 +206,19 @@ class BondDescriptor:
             d, D = np.zeros(0), np.zeros((0, 3))
         n_total = int(offsets[-1])
         values, bond_grad = self.bond_terms(n_total, element, i, j, d, D, derivatives)
-        labels = self.labels
+        periodic = np.array([bool(atoms.pbc.any()) for atoms in frames], dtype=bool)
         if not derivatives:
-            return [DescriptorResult(values[a:b], labels) for a, b in zip(offsets, offsets[1:])]
+            return FlatResult(values, offsets, periodic)
         centres, neighbours, blocks = bond_to_blocks(i, j, bond_grad, n_total)
-        periodic = [bool(atoms.pbc.any()) for atoms in frames]
-        strain = strain_from_bonds(i, D, bond_grad, n_total) if any(periodic) else None
+        strain = None
+        if periodic.any():
+            strain = strain_from_bonds(i, D, bond_grad, n_total)
+            if not periodic.all():
+                strain[~np.repeat(periodic, counts)] = 0.0
         cuts = np.searchsorted(centres, offsets)
-        results = []
-        for k, (a, b) in enumerate(zip(offsets, offsets[1:])):
-            span = slice(cuts[k], cuts[k + 1])
-            results.append(DescriptorResult(
-                values[a:b], labels, centres[span] - a, neighbours[span] - a,
-                blocks[span], strain[a:b] if periodic[k] else None))
-        return results
+        shift = np.repeat(offsets[:-1], np.diff(cuts))
+        return FlatResult(values, offsets, periodic, cuts, centres - shift, neighbours - shift,
+                          blocks, strain)
 
     def _bonds_of(self, atoms, where, offset: int):
         """Bonds (i, j, d, D) of one configuration within the cutoff, sorted by centre,

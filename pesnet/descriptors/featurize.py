@@ -23,6 +23,7 @@ from ase.data import chemical_symbols
 from pesnet import __version__
 from pesnet.data import Dataset, split_indices
 from pesnet.data.split import Split, fixed_split
+from pesnet.descriptors.bond_descriptor import BondDescriptor, FlatResult
 from pesnet.descriptors.defaults import default_acsf
 from pesnet.descriptors.features_file import FORMAT_NAME, FORMAT_VERSION
 from pesnet.descriptors.registry import descriptor_from_params
@@ -31,7 +32,7 @@ from pesnet.fileio import atomic_output, sha256_file
 
 _COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 _FLUSH_FLOATS = 1 << 23  # buffered derivative floats (~32 MB in float32) before a flush
-_PASS_ATOMS = 512  # atoms computed in one vectorised pass (compute_many)
+_PASS_ATOMS = 512  # atoms computed in one vectorised pass (compute_flat)
 
 
 class ChunkFeatures(NamedTuple):
@@ -57,32 +58,46 @@ def featurize_batch(descriptor, batch, derivatives: bool = True, source="dataset
     ``descriptor`` (a :class:`~pesnet.descriptors.protocol.Descriptor`).
 
     ``source`` names the dataset in error messages; ``dtype`` is that of blocks and strain.
+    A kind with ``compute_flat`` (every :class:`BondDescriptor`) computes the batch as one
+    :class:`FlatResult`; any other kind through ``compute_many``, one result per
+    configuration.
     """
-    values, periodic, counts, centre, neighbour, blocks, strain = [], [], [], [], [], [], []
     frames = [Atoms(numbers=batch.numbers[a:b], positions=batch.positions[a:b],
                     cell=batch.cell[k], pbc=batch.pbc[k])
               for k, (a, b) in enumerate(zip(batch.offsets, batch.offsets[1:]))]
     where = [(source, int(index)) for index in batch.indices]
-    for atoms, result in zip(frames, descriptor.compute_many(frames, derivatives, where)):
-        values.append(result.values)
-        periodic.append(bool(atoms.pbc.any()))
-        if derivatives:
-            counts.append(len(result.centres))
-            centre.append(result.centres)
-            neighbour.append(result.neighbours)
-            blocks.append(result.derivatives.astype(dtype, copy=False))
-            s = result.strain_derivatives
-            strain.append(np.zeros((len(atoms), descriptor.n_features, 3, 3), dtype)
-                          if s is None else s.astype(dtype, copy=False))
-    F = descriptor.n_features
-    cat = (lambda parts, shape, dt: np.concatenate(parts) if parts else np.zeros(shape, dt))
-    values = cat(values, (0, F), float)
-    periodic = np.array(periodic, bool)
+    if isinstance(descriptor, BondDescriptor):
+        flat = descriptor.compute_flat(frames, derivatives, where)
+    else:
+        flat = _flat_of_results(descriptor.compute_many(frames, derivatives, where), frames,
+                                descriptor.n_features, derivatives)
     if not derivatives:
-        return ChunkFeatures(values, periodic, None, None, None, None, None)
-    return ChunkFeatures(values, periodic, np.array(counts, np.int64),
-                         cat(centre, (0,), np.int64), cat(neighbour, (0,), np.int64),
-                         cat(blocks, (0, F, 3), dtype), cat(strain, (0, F, 3, 3), dtype))
+        return ChunkFeatures(flat.values, flat.periodic, None, None, None, None, None)
+    F = descriptor.n_features
+    strain = (np.zeros((len(flat.values), F, 3, 3), dtype) if flat.strain is None
+              else flat.strain.astype(dtype, copy=False))
+    return ChunkFeatures(flat.values, flat.periodic, np.diff(flat.block_offsets),
+                         flat.centres.astype(np.int64, copy=False),
+                         flat.neighbours.astype(np.int64, copy=False),
+                         flat.derivatives.astype(dtype, copy=False), strain)
+
+
+def _flat_of_results(results, frames, F: int, derivatives: bool) -> FlatResult:
+    """One :class:`FlatResult` of per-configuration :class:`DescriptorResult` s."""
+    counts = np.array([len(atoms) for atoms in frames], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    periodic = np.array([bool(atoms.pbc.any()) for atoms in frames], dtype=bool)
+    cat = (lambda parts, shape: np.concatenate(parts) if parts else np.zeros(shape))
+    values = cat([r.values for r in results], (0, F))
+    if not derivatives:
+        return FlatResult(values, offsets, periodic)
+    n_blocks = np.array([len(r.centres) for r in results], dtype=np.int64)
+    strain = cat([np.zeros((len(atoms), F, 3, 3)) if r.strain_derivatives is None
+                  else r.strain_derivatives for atoms, r in zip(frames, results)], (0, F, 3, 3))
+    return FlatResult(values, offsets, periodic, np.concatenate([[0], np.cumsum(n_blocks)]),
+                      cat([r.centres for r in results], (0,)).astype(np.int64),
+                      cat([r.neighbours for r in results], (0,)).astype(np.int64),
+                      cat([r.derivatives for r in results], (0, F, 3)), strain)
 
 
 class _RunningStats:
