@@ -1,12 +1,13 @@
 """Spec tables that stand on their own (:mod:`pesnet.pipeline.spec` holds the core ones and
-the loader): :class:`SpecTable`, the strict base of every table; the optional tables
+the loader): :class:`SpecTable`, the strict base of every table; ``[descriptor]`` (the
+descriptor kind and its parameters, checked through the descriptor registry); the optional tables
 ``[compute]`` (featurization and training on a Dask cluster), ``[active_learning]`` (``pesnet
 active-learn``) and ``[validate]`` (crystal properties against a reference); and
 :func:`compute_spec`, which applies ``--scheduler``/``--workers``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -24,6 +25,66 @@ class SpecTable(BaseModel):
     """A spec table: unknown keys are errors, and TOML types are taken as they are."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DescriptorSpec(SpecTable):
+    """The descriptor: by default ACSF, pesnet's default set (cutoff, angular_cutoff,
+    n_radial) or explicit g2/g3/g4/g5 lists as in DScribe; or any registered ``kind``
+    (:mod:`pesnet.descriptors.registry`) with its parameters in ``params``. ``elements``
+    defaults to the dataset's."""
+
+    kind: Optional[str] = None
+    params: Optional[dict] = None
+    cutoff: float = Field(6.0, gt=0)
+    angular_cutoff: Optional[float] = Field(None, gt=0)
+    n_radial: int = Field(8, ge=1)
+    elements: Optional[list[str]] = None
+    g2: Optional[list[list[float]]] = None
+    g3: Optional[list[float]] = None
+    g4: Optional[list[list[float]]] = None
+    g5: Optional[list[list[float]]] = None
+    derivative_dtype: Literal["float32", "float64"] = "float32"
+
+    @property
+    def explicit(self) -> bool:
+        return any(g is not None for g in (self.g2, self.g3, self.g4, self.g5))
+
+    def parameters(self, elements) -> dict:
+        """Descriptor parameters (for
+        :func:`~pesnet.descriptors.registry.descriptor_from_params`) for ``elements``."""
+        from pesnet.descriptors.defaults import default_parameters
+
+        elements = list(self.elements or elements)
+        if self.params is not None or self.kind is not None:
+            return {**(self.params or {}), "kind": self.kind or "acsf", "elements": elements}
+        if not self.explicit:
+            return default_parameters(elements, self.cutoff, n_radial=self.n_radial,
+                                      angular_cutoff=self.angular_cutoff)
+        params = {"elements": elements, "cutoff": self.cutoff, "g2": self.g2 or [],
+                  "g4": self.g4 or [], "g5": self.g5 or []}
+        if self.g3 is not None:
+            params["g3"] = self.g3
+        if self.angular_cutoff is not None:
+            params["angular_cutoff"] = self.angular_cutoff
+        return params
+
+    @model_validator(mode="after")
+    def _valid(self):
+        from pesnet.descriptors.bond_descriptor import check_new_cutoff
+        from pesnet.descriptors.registry import descriptor_from_params
+
+        if (self.params is not None or self.kind is not None) and self.explicit:
+            raise ValueError("give a descriptor's parameters either in params (with kind) or "
+                             "as g2/g3/g4/g5, not both")
+        if self.explicit and not self.g2:
+            raise ValueError("the radial grid g2 is empty: give at least one [eta, Rs] pair "
+                             "(or no g2/g3/g4/g5 at all for the default set)")
+        try:
+            descriptor = descriptor_from_params(self.parameters(self.elements or ["H"]))
+            check_new_cutoff(descriptor.cutoff if self.params is not None else self.cutoff)
+        except InputError as error:
+            raise ValueError(str(error)) from None
+        return self
 
 
 class ComputeSpec(SpecTable):
