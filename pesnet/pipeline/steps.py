@@ -105,8 +105,8 @@ class Featurize(Step):
         if chosen is not None:
             from ase.data import atomic_numbers, chemical_symbols
 
-            missing = [chemical_symbols[z] for z in elements
-                       if z not in {atomic_numbers[s] for s in chosen}]
+            covered = {atomic_numbers[symbol] for symbol in chosen}
+            missing = [chemical_symbols[z] for z in elements if z not in covered]
             if missing:
                 raise InputError(f"{ctx.pipeline.path}: descriptor.elements "
                                  f"{list(chosen)} lacks {', '.join(missing)}, which the data "
