@@ -6,7 +6,8 @@ For each size N the benchmark makes its own data with ``pesnet generate cu-fcc -
 (the recipe's 720 configurations times the scale: bulk MD, strains, vacancy, slab; 31-36 atoms
 each, EMT labels), then runs the pesnet commands as child processes, as a user would:
 ``pesnet ingest`` (configurations/s), ``pesnet featurize --cutoff 5`` (the quick start's
-descriptor: 21 ACSF features, float32 derivatives; atoms/s and file bytes per atom) and a fit of
+descriptor: 21 ACSF features, ``--derivative-dtype`` derivatives, default float32; atoms/s and
+file bytes per atom) and a fit of
 the quick start's settings (5 members, 32-32 tanh, batch 4, force weight 0.1) for ``--epochs``
 epochs with pesnet's default memory budget: :func:`pesnet.training.trainer.train_potential` in a
 child process that reports each epoch's seconds (training pass + validation). Peak memory is the
@@ -125,6 +126,8 @@ def main(argv=None) -> int:
     parser.add_argument("--also-streamed", action="store_true",
                         help="fit the smallest size a second time, streamed")
     parser.add_argument("--workdir", type=Path, help="keep the data here (default: temporary)")
+    parser.add_argument("--derivative-dtype", choices=("float16", "float32"), default="float32",
+                        help="storage type of the features' derivatives (default float32)")
     args = parser.parse_args(argv)
     sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
              else [100, 300] if args.quick else [1000, 10_000])
@@ -151,7 +154,8 @@ def main(argv=None) -> int:
             ingest_s, _, _ = child([*pesnet, "ingest", *map(str, inputs), "-o", str(dataset),
                                     "--quiet"], env)
             featurize_s, _, _ = child([*pesnet, "featurize", str(dataset), "-o", str(features),
-                                       "--cutoff", "5", "--quiet"], env)
+                                       "--cutoff", "5", "--derivative-dtype",
+                                       args.derivative_dtype, "--quiet"], env)
             import h5py
 
             with h5py.File(features, "r") as f:
@@ -191,8 +195,8 @@ def main(argv=None) -> int:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nCu EMT (cu-fcc), ACSF 5 Å (21 features), 5 members 32-32, batch 4, "
-          f"{epochs} epoch(s); memory budget {DEFAULT_MEMORY_BUDGET_MB:.0f} MB")
+    print(f"\nCu EMT (cu-fcc), ACSF 5 Å (21 features, {args.derivative_dtype} derivatives), "
+          f"5 members 32-32, batch 4, {epochs} epoch(s); memory budget {DEFAULT_MEMORY_BUDGET_MB:.0f} MB")
     print(f"{'configs':>8} {'atoms':>9} {'ingest/s':>9} {'atoms/s':>8} {'B/atom':>7} "
           f"{'mode':>9} {'setup s':>8} {'epoch s':>8} {'µs/atom':>8} {'peak MB':>8} "
           f"{'read ms':>8} {'seq ms':>7}")
@@ -205,6 +209,7 @@ def main(argv=None) -> int:
     headline = {"ingest_configs_per_s": round(largest["ingest"], 1),
                 "featurize_atoms_per_s": round(largest["featurize"], 1),
                 "features_bytes_per_atom": round(largest["bytes_atom"], 1),
+                "derivative_dtype": args.derivative_dtype,
                 **headline, "memory_budget_mb": DEFAULT_MEMORY_BUDGET_MB,
                 "load_1min": round(os.getloadavg()[0], 2)}
     print(json.dumps(headline))

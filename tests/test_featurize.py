@@ -11,7 +11,7 @@ from ase.build import bulk, molecule
 
 from pesnet.data import Dataset, DatasetWriter, split_indices
 from pesnet.descriptors import ACSF, FeaturesFile, featurize
-from pesnet.errors import ConfigurationError, DataFormatError
+from pesnet.errors import ConfigurationError, DataFormatError, InputError
 
 featurize_module = importlib.import_module("pesnet.descriptors.featurize")
 
@@ -135,6 +135,59 @@ def test_float32_derivatives_give_forces_within_1e6_of_float64(dataset, features
         virial64 = np.einsum("nf,nfab->ab", weights, b64.strain)
         virial32 = np.einsum("nf,nfab->ab", weights, b32.strain)
         assert np.abs(virial32 - virial64).max() <= 1e-6 * np.abs(virial64).max()
+
+
+def test_float16_halves_the_derivatives_and_keeps_forces_within_1e3(dataset, features64,
+                                                                      tmp_path):
+    out16, out32 = tmp_path / "features16.h5", tmp_path / "features32.h5"
+    featurize(dataset, out16, ACSF_HCO_CU, derivative_dtype="float16")
+    featurize(dataset, out32, ACSF_HCO_CU)
+    with FeaturesFile(features64) as f64, FeaturesFile(out16) as f16:
+        assert f16.derivative_dtype == np.float16
+        assert f16._file["strain"].shape[1:] == (f16.n_features, 6)  # symmetric part only
+        for f in (f64, f16):
+            f.min_feature_std = 1e-5  # float16 resolves these features (training refuses less)
+        b64, b16 = f64.read_batch(range(len(f64))), f16.read_batch(range(len(f16)))
+        np.testing.assert_array_equal(b16.strain, b16.strain.transpose(0, 1, 3, 2))
+        weights = np.random.default_rng(1).normal(size=(len(b64.numbers), f64.n_features))
+        F64, F16 = _forces(b64, weights), _forces(b16, weights)
+        for k in range(len(b64.indices)):
+            atoms = slice(b64.offsets[k], b64.offsets[k + 1])
+            rms = np.sqrt(np.mean(F64[atoms] ** 2))
+            assert np.sqrt(np.mean((F16[atoms] - F64[atoms]) ** 2)) <= 1e-3 * rms
+        virial64 = np.einsum("nf,nfab->ab", weights, b64.strain)
+        virial16 = np.einsum("nf,nfab->ab", weights, b16.strain)
+        # Each stored entry is within 2⁻¹¹ of itself, so the sum within that of Σ|w·∂G/∂ε|.
+        bound = np.einsum("nf,nfab->ab", np.abs(weights), np.abs(b64.strain))
+        assert (np.abs(virial16 - virial64) <= 2.0**-11 * bound).all()
+    with h5py.File(out16) as half, h5py.File(out32) as single:
+        assert half["derivatives/blocks"].nbytes == 0.5 * single["derivatives/blocks"].nbytes
+        assert half["strain"].nbytes == single["strain"].nbytes / 3
+
+
+def test_float16_overflow_is_refused_naming_the_configuration(tmp_path, monkeypatch):
+    # A Gaussian shell of width 2e-6 Å one width inside the nearest-neighbour distance of
+    # perfect fcc Cu (configuration 1): |∂G/∂r| ≈ 2e5 /Å per bond.
+    perfect = bulk("Cu", "fcc", a=3.61)
+    frames = [_frames(1)[0], perfect]
+    dataset = _write_dataset(tmp_path / "d.h5", frames)
+    eta = 1e11
+    steep = ACSF(["Cu"], 4.0, g2=[(eta, 3.61 / np.sqrt(2) - 1 / np.sqrt(2 * eta))], g4=[])
+    out = tmp_path / "f.h5"
+    with pytest.raises(InputError, match=r"d\.h5: configuration 1: .*float16"):
+        featurize(dataset, out, steep, derivative_dtype="float16")
+    assert not out.exists()
+    featurize(dataset, out, steep)  # float32 holds it
+
+
+def test_training_refuses_float16_with_unresolved_features(dataset, tmp_path):
+    from pesnet.training.settings import TrainSettings
+    from pesnet.training.trainer import train_potential
+
+    out16 = tmp_path / "features16.h5"
+    featurize(dataset, out16, ACSF_HCO_CU, derivative_dtype="float16")
+    with pytest.raises(InputError, match="float16 derivatives resolve features"):
+        train_potential(out16, TrainSettings(min_feature_std=0.0, epochs=1), dataset_path=dataset)
 
 
 def test_small_flushes_give_the_same_file(dataset, features64, tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from pesnet.data import Dataset, split_indices
 from pesnet.data.split import Split, fixed_split
 from pesnet.descriptors.bond_descriptor import BondDescriptor, FlatResult
 from pesnet.descriptors.defaults import default_acsf
-from pesnet.descriptors.features_file import FORMAT_NAME, FORMAT_VERSION
+from pesnet.descriptors.features_file import FORMAT_NAME, FORMAT_VERSION, VOIGT_PAIRS
 from pesnet.descriptors.registry import descriptor_from_params
 from pesnet.errors import InputError
 from pesnet.fileio import atomic_output, sha256_file
@@ -33,6 +33,8 @@ from pesnet.fileio import atomic_output, sha256_file
 _COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 _FLUSH_FLOATS = 1 << 23  # buffered derivative floats (~32 MB in float32) before a flush
 _PASS_ATOMS = 512  # atoms computed in one vectorised pass (compute_flat)
+#: Storage types of derivative blocks and strain derivatives (see :mod:`.features_file`).
+DERIVATIVE_DTYPES = (np.float16, np.float32, np.float64)
 
 
 class ChunkFeatures(NamedTuple):
@@ -74,12 +76,41 @@ def featurize_batch(descriptor, batch, derivatives: bool = True, source="dataset
     if not derivatives:
         return ChunkFeatures(flat.values, flat.periodic, None, None, None, None, None)
     F = descriptor.n_features
-    strain = (np.zeros((len(flat.values), F, 3, 3), dtype) if flat.strain is None
-              else flat.strain.astype(dtype, copy=False))
+    strain = (np.zeros((len(flat.values), F, 3, 3)) if flat.strain is None else flat.strain)
+    blocks = flat.derivatives
+    if dtype == np.float16:
+        strain = symmetric_strain(strain)
+        with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+            blocks, strain = blocks.astype(dtype), strain.astype(dtype)
+        _check_half_range(blocks, strain, flat, batch.indices, source)
     return ChunkFeatures(flat.values, flat.periodic, np.diff(flat.block_offsets),
                          flat.centres.astype(np.int64, copy=False),
                          flat.neighbours.astype(np.int64, copy=False),
-                         flat.derivatives.astype(dtype, copy=False), strain)
+                         blocks.astype(dtype, copy=False), strain.astype(dtype, copy=False))
+
+
+def symmetric_strain(strain: np.ndarray) -> np.ndarray:
+    """The symmetric part of strain derivatives ∂G/∂ε (..., 3, 3) as six components
+    (..., 6) in Voigt order xx, yy, zz, yz, xz, xy. A rotation-invariant G has a symmetric
+    ∂G/∂ε (an infinitesimal rotation, the antisymmetric part of ε, leaves it unchanged), so
+    nothing is lost; :func:`~pesnet.descriptors.features_file.full_strain` inverts it."""
+    a, b = VOIGT_PAIRS
+    return 0.5 * (strain[..., a, b] + strain[..., b, a])
+
+
+def _check_half_range(blocks, strain, flat, indices, source) -> None:
+    """``InputError`` naming the configuration if a derivative overflowed float16."""
+    bad_blocks = ~np.isfinite(blocks).all(axis=(1, 2))
+    bad_atoms = ~np.isfinite(strain).all(axis=(1, 2))
+    if not (bad_blocks.any() or bad_atoms.any()):
+        return
+    k = len(indices)
+    if bad_blocks.any():
+        k = np.searchsorted(flat.block_offsets, np.flatnonzero(bad_blocks)[0], side="right") - 1
+    if bad_atoms.any():
+        k = min(k, np.searchsorted(flat.offsets, np.flatnonzero(bad_atoms)[0], side="right") - 1)
+    raise InputError(f"{source}: configuration {int(indices[k])}: a descriptor derivative is "
+                     f"beyond float16's range (65504); featurize with derivative dtype float32")
 
 
 def _flat_of_results(results, frames, F: int, derivatives: bool) -> FlatResult:
@@ -193,9 +224,13 @@ def featurize(dataset, output, descriptor=None, derivatives: bool = True,
     mapper gives the same file.
     """
     started = time.perf_counter()
-    dtype = np.dtype(derivative_dtype)
-    if dtype not in (np.float32, np.float64):
-        raise InputError(f"derivative dtype must be float32 or float64, got {derivative_dtype}")
+    try:
+        dtype = np.dtype(derivative_dtype)
+    except TypeError:
+        dtype = None
+    if dtype not in DERIVATIVE_DTYPES:
+        raise InputError(f"derivative dtype must be float16, float32 or float64, got "
+                         f"{derivative_dtype}")
     dataset = Path(dataset)
     if Path(output).resolve() == dataset.resolve():
         raise InputError(f"{output}: the features file must not overwrite its dataset")
@@ -305,7 +340,8 @@ def _open_output(f, descriptor, ds, derivatives, dtype) -> dict:
         # Derivative floats barely compress (~10 % with shuffle + gzip) but would cost more time
         # than the features themselves to write and to read back every epoch: stored raw.
         out["blocks"] = _appendable(g, "blocks", (F, 3), dtype, block_rows, compress=False)
-        out["strain"] = _appendable(f, "strain", (F, 3, 3), dtype, max(4, block_rows // 3),
+        strain_shape = (F, 6) if dtype == np.float16 else (F, 3, 3)
+        out["strain"] = _appendable(f, "strain", strain_shape, dtype, max(4, block_rows // 3),
                                     compress=False)
     out["atoms_written"] = 0
     return out

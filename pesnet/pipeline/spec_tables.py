@@ -43,7 +43,7 @@ class DescriptorSpec(SpecTable):
     g3: Optional[list[float]] = None
     g4: Optional[list[list[float]]] = None
     g5: Optional[list[list[float]]] = None
-    derivative_dtype: Literal["float32", "float64"] = "float32"
+    derivative_dtype: Literal["float16", "float32", "float64"] = "float32"
 
     @property
     def explicit(self) -> bool:

@@ -30,6 +30,7 @@ import numpy as np
 
 from pesnet import __version__
 from pesnet.data.split import Split
+from pesnet.descriptors.features_file import HALF_MIN_FEATURE_STD
 from pesnet.errors import InputError
 from pesnet.nn.initializers import BOOTSTRAP, member_rng
 from pesnet.nn.mlp import MLP
@@ -184,6 +185,13 @@ def _open_inputs(features_path, dataset_path, settings: TrainSettings):
     features file lacks or the validation split is empty."""
     features, labels, split, dataset_path = open_training_inputs(features_path, dataset_path)
     features.min_feature_std = settings.min_feature_std
+    if ((settings.force_weight > 0 or settings.stress_weight > 0)
+            and features.derivative_dtype == np.float16
+            and settings.min_feature_std < HALF_MIN_FEATURE_STD):
+        features.close()
+        raise InputError(f"{features_path}: float16 derivatives resolve features whose training "
+                         f"std is at least {HALF_MIN_FEATURE_STD:g} only; set min_feature_std = "
+                         f"{HALF_MIN_FEATURE_STD:g} (the default) or featurize with float32")
     if (settings.force_weight > 0 or settings.stress_weight > 0) and not features.has_derivatives:
         features.close()
         raise InputError(f"{features_path}: has no derivatives (featurized with "
