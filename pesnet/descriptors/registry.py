@@ -13,6 +13,7 @@ and then featurizes, trains, saves, loads and predicts like ACSF.
 from __future__ import annotations
 
 from pesnet.descriptors.acsf import ACSF
+from pesnet.descriptors.ani import ANIDescriptor
 from pesnet.errors import InputError, did_you_mean
 
 #: Kind assumed for parameters without a ``kind`` key (files written before kinds existed).
@@ -57,3 +58,4 @@ def descriptor_from_params(params):
 
 
 register("acsf", ACSF)
+register("ani", ANIDescriptor)
