@@ -1,28 +1,33 @@
-"""ANI-1x-style atomic environment vectors (Smith, Isayev, Roitberg, Chem. Sci. 8, 3192 (2017)).
+"""ANI-1x-style atomic environment vectors (AEVs), the descriptor kind ``"ani"``.
 
-With the cosine cutoff f_c(r; R_c) = ½ cos(π r / R_c) + ½ for r < R_c
+Smith, Isayev, Roitberg, Chem. Sci. 8, 3192 (2017), eqs. 3–4, as TorchANI's AEV computes
+them. With the cosine cutoff f_c(r; R_c) = ½ cos(π r / R_c) + ½ for r < R_c
 (:mod:`pesnet.descriptors.cutoff`), lengths in Å, η in 1/Å², angles in radians:
 
-* radial, per neighbour element s and shift R_s (eq. 3 of the paper, TorchANI's ¼ factor)::
+* radial, per neighbour element s and shift R_s (eq. 3, with TorchANI's factor ¼)::
 
-      G^R_i,(s,R_s) = Σ_{j of element s, r_ij < R_cr} ¼ exp(−η_R (r_ij − R_s)²) f_c(r_ij; R_cr)
+      G^R_i,(s,R_s) = Σ_{j of element s, r_ij < R_cr} ¼ exp(−η_R (r_ij − R_s)²)
+                      · f_c(r_ij; R_cr)
 
 * angular, per unordered neighbour element pair (s, t), radial shift R_a and angle shift θ_z
-  (eq. 4 as modified in ANI-1x: one (R_a, θ_z) grid, θ from 0.95·cos θ)::
+  (eq. 4, ANI's modified angular function on one (R_a, θ_z) grid)::
 
       G^A_i,(st,R_a,θ_z) = 2^(1−ζ) Σ_{j<k, elements {s,t}, r_ij, r_ik < R_ca}
-          (1 + cos(θ_ijk − θ_z))^ζ exp(−η_A ((r_ij + r_ik)/2 − R_a)²) f_c(r_ij; R_ca) f_c(r_ik; R_ca)
+          (1 + cos(θ_ijk − θ_z))^ζ exp(−η_A ((r_ij + r_ik)/2 − R_a)²)
+          · f_c(r_ij; R_ca) f_c(r_ik; R_ca)
 
   with θ_ijk = arccos(0.95 cos θ_ijk) (TorchANI's damping: the arccos derivative stays finite
   at 0 and π). Only bonds shorter than the angular cutoff R_ca ≤ R_cr enter this sum.
+Features are dimensionless; values have shape (n_atoms, F).
 
 Columns: all radial (per element in increasing atomic number, shifts inner), then angular
 (per element pair in ACSF's order (0,0), (0,1), (1,1), (0,2), … i.e. index t(t+1)/2 + s for
 s ≤ t, then R_a, then θ_z inner). For n_el elements F = n_el n_R + n_el(n_el+1)/2 n_a n_θ;
 ANI-1x's set (:func:`default_ani`) gives 240 features for H, C, O.
 
-Bond gradients (what :meth:`ANIDescriptor.bond_terms` returns, (n_bonds, F, 3), 1/Å) come by
-the chain rule through r_ij, r_ik and cos θ, with ∂cos θ/∂D_j = D_k/(r_j r_k) − cos θ D_j/r_j².
+Bond gradients (what :meth:`ANIDescriptor.bond_terms` returns, (n_bonds, F, 3), 1/Å) come
+by the chain rule through r_ij, r_ik and cos θ, with
+∂cos θ/∂D_j = D_k/(r_j r_k) − cos θ D_j/r_j².
 Everything is vectorised over bonds and triplets (:mod:`pesnet.descriptors.ani_terms`).
 """
 
@@ -127,7 +132,7 @@ class ANIDescriptor(BondDescriptor):
         missing = [key for key in PARAM_KEYS[1:] if key not in params]
         if missing:
             raise InputError(f"ani parameters lack {', '.join(map(repr, missing))} "
-                             "(or give none of them for the ANI-1x defaults in a spec)")
+                             "(a spec's kind = \"ani\" without params takes ANI-1x's set)")
         return cls(**{key: params[key] for key in PARAM_KEYS[1:]})
 
     def __repr__(self) -> str:

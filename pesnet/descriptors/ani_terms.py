@@ -72,7 +72,8 @@ def angular_terms(centre, element, d, D, n_atoms: int, pair_index: np.ndarray, c
     ``centre``, ``element`` (the neighbour's element index), ``d`` (n_bonds,), ``D``
     (n_bonds, 3) Å, sorted by centre, every d < ``cutoff``; ``pair_index`` (n_el, n_el)
     index of each element pair. Returns ``values`` (n_atoms, n_pairs, n_a·n_θ) and, if
-    ``derivatives``, ``grad`` (n_bonds, n_pairs, n_a·n_θ, 3) = ∂G_i/∂D_b (1/Å), else ``None``.
+    ``derivatives``, ``grad`` (n_bonds, n_pairs, n_a·n_θ, 3) = ∂G_i/∂D_b (1/Å), else
+    ``None``.
     """
     n_pairs, n_bonds = int(pair_index.max()) + 1, len(d)
     n_terms = len(radial_shifts) * len(angle_shifts)
