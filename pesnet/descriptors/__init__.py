@@ -1,8 +1,9 @@
-"""Descriptors: pluggable per-atom features (Behler–Parrinello ACSF today) and their features file.
+"""Descriptors: pluggable per-atom features (Behler–Parrinello ACSF, ANI AEVs), features file.
 
 Every descriptor kind follows :class:`~pesnet.descriptors.protocol.Descriptor` and is found by
 name through :mod:`~pesnet.descriptors.registry`; everything above this package goes through
 those two. Public API: :class:`ACSF`, :class:`ACSFResult` (= :class:`DescriptorResult`),
+:class:`ANIDescriptor` and :func:`default_ani` (ANI-1x-style AEVs, kind ``"ani"``),
 :class:`Descriptor`, :class:`BondDescriptor` (base of new kinds), :func:`register`,
 :func:`descriptor_from_params`, :func:`kinds`, :func:`default_parameters`,
 :func:`default_acsf`, :func:`featurize`, :func:`featurize_batch`, :class:`FeaturesFile`,
@@ -11,6 +12,7 @@ blocks), :func:`contract_strain` (stress from the strain derivatives).
 """
 
 from pesnet.descriptors.acsf import ACSF, ACSFResult
+from pesnet.descriptors.ani import ANIDescriptor, default_ani
 from pesnet.descriptors.bond_descriptor import BondDescriptor
 from pesnet.descriptors.defaults import default_acsf, default_parameters
 from pesnet.descriptors.features_file import FeatureBatch, FeaturesFile, Stats
@@ -22,6 +24,7 @@ from pesnet.descriptors.registry import descriptor_from_params, kinds, register
 __all__ = [
     "ACSF",
     "ACSFResult",
+    "ANIDescriptor",
     "BondDescriptor",
     "Descriptor",
     "DescriptorResult",
@@ -32,6 +35,7 @@ __all__ = [
     "contract_blocks",
     "contract_strain",
     "default_acsf",
+    "default_ani",
     "default_parameters",
     "descriptor_from_params",
     "featurize",

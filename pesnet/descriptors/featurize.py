@@ -184,7 +184,8 @@ class FeaturizeSummary(NamedTuple):
 
 def load_descriptor_params(path) -> dict:
     """Descriptor parameters from a JSON or TOML file (keys elements, cutoff, g2, g4, g5,
-    optional g3, angular_cutoff; or those under a ``descriptor`` table)."""
+    optional g3, angular_cutoff; or a registered ``kind`` and its parameters, e.g. ``"ani"``;
+    or those under a ``descriptor`` table)."""
     path = Path(path)
     try:
         text = path.read_text()

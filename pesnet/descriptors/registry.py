@@ -13,20 +13,36 @@ and then featurizes, trains, saves, loads and predicts like ACSF.
 from __future__ import annotations
 
 from pesnet.descriptors.acsf import ACSF
+from pesnet.descriptors.ani import ANIDescriptor, default_ani
 from pesnet.errors import InputError, did_you_mean
 
 #: Kind assumed for parameters without a ``kind`` key (files written before kinds existed).
 LEGACY_KIND = "acsf"
 
 _KINDS: dict[str, type] = {}
+_DEFAULTS: dict = {}
 
 
-def register(kind: str, cls: type) -> None:
+def register(kind: str, cls: type, defaults=None) -> None:
     """Make ``cls`` (a :class:`~pesnet.descriptors.protocol.Descriptor` class whose
-    ``params`` carry ``"kind": kind``) the class of descriptor kind ``kind``."""
+    ``params`` carry ``"kind": kind``) the class of descriptor kind ``kind``.
+
+    ``defaults``: optionally a function ``(elements, cutoff=..., angular_cutoff=...)`` →
+    descriptor, the kind's default parameter set (what a spec's ``kind`` without ``params``
+    means); its keyword arguments keep their own defaults when not given.
+    """
     if not isinstance(kind, str) or not kind:
         raise ValueError(f"a descriptor kind is a non-empty string, got {kind!r}")
     _KINDS[kind] = cls
+    if defaults is not None:
+        _DEFAULTS[kind] = defaults
+    else:
+        _DEFAULTS.pop(kind, None)
+
+
+def kind_defaults(kind: str):
+    """The default-parameter function registered with ``kind``, or ``None``."""
+    return _DEFAULTS.get(kind)
 
 
 def kinds() -> tuple[str, ...]:
@@ -57,3 +73,4 @@ def descriptor_from_params(params):
 
 
 register("acsf", ACSF)
+register("ani", ANIDescriptor, defaults=default_ani)

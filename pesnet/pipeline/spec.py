@@ -18,6 +18,7 @@ Relative paths are relative to the spec file::
     [descriptor]                          # pesnet's default ACSF set at this cutoff (Å) ...
     cutoff = 5.0                          # ... or explicit g2 = [[eta, r_s], ...], g4 = ...,
                                           # or kind = "name", params = {...} of a registered kind
+                                          # (kind = "ani" alone: ANI-1x's set)
 
     [model]
     hidden = [32, 32]

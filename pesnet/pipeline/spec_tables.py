@@ -30,8 +30,10 @@ class SpecTable(BaseModel):
 class DescriptorSpec(SpecTable):
     """The descriptor: by default ACSF, pesnet's default set (cutoff, angular_cutoff,
     n_radial) or explicit g2/g3/g4/g5 lists as in DScribe; or any registered ``kind``
-    (:mod:`pesnet.descriptors.registry`) with its parameters in ``params``. ``elements``
-    defaults to the dataset's."""
+    (:mod:`pesnet.descriptors.registry`) with its parameters in ``params``, or without
+    ``params`` the kind's registered default set (``kind = "ani"``: ANI-1x's, at ``cutoff``
+    and ``angular_cutoff`` if given, else 5.2 and 3.5 Å). ``elements`` defaults to the
+    dataset's."""
 
     kind: Optional[str] = None
     params: Optional[dict] = None
@@ -53,8 +55,14 @@ class DescriptorSpec(SpecTable):
         """Descriptor parameters (for
         :func:`~pesnet.descriptors.registry.descriptor_from_params`) for ``elements``."""
         from pesnet.descriptors.defaults import default_parameters
+        from pesnet.descriptors.registry import kind_defaults
 
         elements = list(self.elements or elements)
+        defaults = kind_defaults(self.kind) if self.params is None and self.kind else None
+        if defaults is not None:     # e.g. kind = "ani" alone: ANI-1x's set at any given cutoff
+            options = {key: getattr(self, key) for key in ("cutoff", "angular_cutoff")
+                       if key in self.model_fields_set}
+            return defaults(elements, **options).params
         if self.params is not None or self.kind is not None:
             return {**(self.params or {}), "kind": self.kind or "acsf", "elements": elements}
         if not self.explicit:
@@ -81,7 +89,7 @@ class DescriptorSpec(SpecTable):
                              "(or no g2/g3/g4/g5 at all for the default set)")
         try:
             descriptor = descriptor_from_params(self.parameters(self.elements or ["H"]))
-            check_new_cutoff(descriptor.cutoff if self.params is not None else self.cutoff)
+            check_new_cutoff(descriptor.cutoff)
         except InputError as error:
             raise ValueError(str(error)) from None
         return self
