@@ -69,3 +69,33 @@ def test_model_trained_without_them_keeps_forces_the_gradient(cu_features, tmp_p
 def test_negative_threshold_is_refused():
     with pytest.raises(InputError, match="min_feature_std"):
         TrainSettings(min_feature_std=-1e-3)
+
+
+def test_range_scale_raises_each_scale_to_the_training_range(cu_features, tmp_path):
+    """``feature_range_scale`` k: the model's scale of every kept feature is
+    max(σ, (max − min)/k) over the training split; the ignored ones stay ignored."""
+    from pesnet.training.data import open_training_inputs
+    from pesnet.training.trainer import train_potential
+
+    path = cu_features / "features.h5"
+    k = 4.0
+    result = train_potential(path, TrainSettings(hidden=(6,), n_members=2, epochs=2,
+                                                 feature_range_scale=k))
+    features, _, split, _ = open_training_inputs(path)
+    with features:
+        (z,) = features.elements
+        values = features.read_batch(split.train, standardise=False, derivatives=False,
+                                     strain=False).elements[z].values
+        stats = features.stats[z]
+    span = values.max(axis=0) - values.min(axis=0)
+    kept = stats.std >= 1e-5
+    mean, scale = result.potential.scalers[z]
+    np.testing.assert_allclose(scale[kept], np.maximum(stats.std, span / k)[kept], rtol=1e-12)
+    assert np.any(scale[kept] > stats.std[kept] * 1.01)   # some heavy-tailed feature widened
+    np.testing.assert_array_equal(scale[~kept], IGNORED_FEATURE_SCALE)
+    np.testing.assert_array_equal(mean, stats.mean)
+
+
+def test_negative_range_scale_is_refused():
+    with pytest.raises(InputError, match="feature_range_scale"):
+        TrainSettings(feature_range_scale=-1.0)

@@ -33,7 +33,8 @@ def test_streamed_fit_equals_held_fit_bit_for_bit(cu_features):
     """A zero budget streams every pass (training, validation, calibration); no budget holds
     them all: every weight, loss, error and the calibration are equal."""
     features = cu_features / "features.h5"
-    for extra in ({}, {"stress_weight": 1.0}, {"min_feature_std": 0.1}):
+    for extra in ({}, {"stress_weight": 1.0}, {"min_feature_std": 0.1},
+                  {"feature_range_scale": 4.0}):
         settings = TrainSettings(**SMALL, **extra)
         held = train_potential(features, settings, memory_budget_mb=None)
         streamed = train_potential(features, settings, memory_budget_mb=0)

@@ -90,20 +90,29 @@ class Stats(NamedTuple):
     errors of 7–16 eV/Å on frames with one stretched bond). Such a feature carries no
     information the training data could fit, so its scale becomes
     :data:`IGNORED_FEATURE_SCALE` and its standardised value 0.
+
+    ``floor`` (F,), if given, is a least scale for the features not ignored (training sets
+    it from the features' ranges: ``TrainSettings.feature_range_scale``).
     """
 
     mean: np.ndarray
     std: np.ndarray
     count: int
     min_std: float = 0.0
+    floor: np.ndarray | None = None
 
     @property
     def scale(self) -> np.ndarray:
         """``std`` with zeros (constant features) replaced by 1 — or, with ``min_std`` > 0,
-        every std below it by :data:`IGNORED_FEATURE_SCALE` — (F,)."""
+        every std below it by :data:`IGNORED_FEATURE_SCALE` — and raised to ``floor`` where
+        one is given and the feature is not ignored, (F,)."""
         if self.min_std > 0:
-            return np.where(self.std >= self.min_std, self.std, IGNORED_FEATURE_SCALE)
-        return np.where(self.std > 0, self.std, 1.0)
+            scale = np.where(self.std >= self.min_std, self.std, IGNORED_FEATURE_SCALE)
+        else:
+            scale = np.where(self.std > 0, self.std, 1.0)
+        if self.floor is not None:
+            scale = np.where(scale == IGNORED_FEATURE_SCALE, scale, np.maximum(scale, self.floor))
+        return scale
 
     @property
     def ignored(self) -> np.ndarray:
@@ -186,6 +195,8 @@ class FeaturesFile:
         self._stats = None
         #: features whose training std is below this are ignored (:class:`Stats`); 0: none
         self.min_feature_std = 0.0
+        #: {Z: (F,)} least scale of each feature (:class:`Stats` ``floor``), or None
+        self.scale_floor = None
         self.has_derivatives = "derivatives" in self._file
         self._block_offsets = (self._file["derivatives/offsets"][:] if self.has_derivatives
                                else None)
@@ -250,14 +261,34 @@ class FeaturesFile:
     @property
     def stats(self) -> dict[int, Stats]:
         """{Z: :class:`Stats`} over the training split."""
-        if self._stats is None or self._stats[0] != self.min_feature_std:
+        key = (self.min_feature_std, id(self.scale_floor))
+        if self._stats is None or self._stats[0] != key:
             stats = {}
             for z in self.elements:
                 group = self._file[f"elements/{chemical_symbols[z]}"]
+                floor = None if self.scale_floor is None else self.scale_floor[z]
                 stats[z] = Stats(group["mean"][:], group["std"][:], int(group.attrs["count"]),
-                                 self.min_feature_std)
-            self._stats = (self.min_feature_std, stats)
+                                 self.min_feature_std, floor)
+            self._stats = (key, stats)
         return self._stats[1]
+
+    def value_ranges(self, indices, chunk: int = 2048) -> dict[int, tuple]:
+        """{Z: (min, max)} (F,) each of the raw feature values of the configurations
+        ``indices``, read ``chunk`` configurations at a time (bounded memory); an element
+        with no atom there gets zeros."""
+        F = self.n_features
+        low = {z: np.full(F, np.inf) for z in self.elements}
+        high = {z: np.full(F, -np.inf) for z in self.elements}
+        indices = np.sort(np.asarray(indices, dtype=np.int64))
+        for start in range(0, len(indices), chunk):
+            batch = self.read_batch(indices[start:start + chunk], standardise=False,
+                                    derivatives=False, strain=False)
+            for z, rows in batch.elements.items():
+                if len(rows.values):
+                    low[z] = np.minimum(low[z], rows.values.min(axis=0))
+                    high[z] = np.maximum(high[z], rows.values.max(axis=0))
+        return {z: (np.where(np.isfinite(low[z]), low[z], 0.0),
+                    np.where(np.isfinite(high[z]), high[z], 0.0)) for z in self.elements}
 
     @property
     def acsf(self):

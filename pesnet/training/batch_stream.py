@@ -189,6 +189,7 @@ def batch_source(features: FeaturesFile, labels: Labels, indices, batch_size: in
                                  forces, stress)
         # its own file standardises as the caller's does (the same ignored features)
         source.features.min_feature_std = features.min_feature_std
+        source.features.scale_floor = features.scale_floor
         return source
     return HeldBatches(
         read_prepared_batch(features, labels, config,

@@ -29,7 +29,11 @@ class TrainSettings:
     1e-2}`` for ``adamw``, whose default is 3e-3; :mod:`pesnet.nn.optimizers`);
     ``min_feature_std`` ignores the descriptor features whose standard deviation over the
     training split is below it (descriptor units; 0: none — see
-    :class:`pesnet.descriptors.features_file.Stats`).
+    :class:`pesnet.descriptors.features_file.Stats`). ``feature_range_scale`` k > 0 scales
+    each feature by max(σ, (max − min)/k) over the training split instead of σ: a
+    heavy-tailed feature (a few atoms far out) then spans ±k/2 or so instead of ±10σ and more,
+    which keeps the networks' inputs in the range they saw (on DFT ethanol with the ANI
+    descriptor, k = 6: 20.2 → 17.5 meV/Å; 0: off).
 
     The defaults (AdamW, cosine schedule, no bootstrap, ``min_feature_std`` 1e-5) are the
     step of ``benchmarks/accuracy.py --ablation`` measured best on DFT ethanol, xTB ethanol
@@ -56,6 +60,7 @@ class TrainSettings:
     calibration: str = "area"
     checkpoint_every: int = 10
     min_feature_std: float = 1e-5
+    feature_range_scale: float = 0.0
 
     def __post_init__(self):
         self._check_types()
@@ -76,6 +81,7 @@ class TrainSettings:
              "calibration must be 'area', 'nll' or 'musil'"),
             (self.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
             (self.min_feature_std >= 0, "min_feature_std must be >= 0"),
+            (self.feature_range_scale >= 0, "feature_range_scale must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:

@@ -180,11 +180,23 @@ def _fit_calibration(potential, val, settings: TrainSettings) -> dict:
             else 1.0}
 
 
+def configure_scaling(features, split, settings: TrainSettings) -> None:
+    """Make ``features`` standardise as ``settings`` ask: features with a training std below
+    ``min_feature_std`` ignored, and with ``feature_range_scale`` k > 0 every scale at least
+    the feature's training range / k (``FeaturesFile.scale_floor``)."""
+    features.min_feature_std = settings.min_feature_std
+    features.scale_floor = None
+    if settings.feature_range_scale > 0:
+        ranges = features.value_ranges(split.train)
+        features.scale_floor = {z: (high - low) / settings.feature_range_scale
+                                for z, (low, high) in ranges.items()}
+
+
 def _open_inputs(features_path, dataset_path, settings: TrainSettings):
     """(features, labels, split, dataset path), refused when the loss needs derivatives the
     features file lacks or the validation split is empty."""
     features, labels, split, dataset_path = open_training_inputs(features_path, dataset_path)
-    features.min_feature_std = settings.min_feature_std
+    configure_scaling(features, split, settings)
     if ((settings.force_weight > 0 or settings.stress_weight > 0)
             and features.derivative_dtype == np.float16
             and settings.min_feature_std < HALF_MIN_FEATURE_STD):
@@ -408,7 +420,7 @@ def calibrate(potential: Potential, features_path, settings: TrainSettings,
     (as :func:`train_potential` does at its end) and store it; returns it. The validation
     batches are streamed when they would not fit ``memory_budget_mb``."""
     features, labels, split, _ = open_training_inputs(features_path, dataset_path)
-    features.min_feature_std = settings.min_feature_std
+    configure_scaling(features, split, settings)
     use_forces = settings.force_weight > 0 and features.has_derivatives
     with features:
         stream = not fits_in_memory(features, (split.validation,), use_forces, False,
