@@ -116,7 +116,8 @@ OLD_DEFAULTS = {"optimizer": "adam", "optimizer_params": {}, "learning_rate": 5e
 DEFAULTS_STEP = 2
 
 #: The steps of ``--ablation``: (name, datasets, TrainSettings changes on top of the previous
-#: step). Step 2 is today's default; step 3 is ``pipelines/ethanol_dft.toml``.
+#: step; a ``descriptor`` entry changes the DFT descriptor). Step 2 is today's default;
+#: step 5 is ``pipelines/ethanol_dft.toml``.
 ABLATION = [
     ("defaults of pesnet 0.1 (Adam 5e-3, plateau schedule, bootstrap, 300 epochs)",
      ("dft", "xtb", "cu"), OLD_DEFAULTS),
@@ -127,8 +128,11 @@ ABLATION = [
      {"bootstrap": False, "patience": 300, "learning_rate": 3e-3,
       "schedule": {"name": "cosine", "min_factor": 0.01},
       "optimizer": "adamw", "optimizer_params": {}}),
-    ("+ 1,500 epochs (pipelines/ethanol_dft.toml)", ("dft",),
-     {"epochs": 1500, "patience": 1500}),
+    ("+ 1,500 epochs", ("dft",), {"epochs": 1500, "patience": 1500}),
+    ("+ ANI-1x descriptor (kind ani, 240 features), 500 epochs", ("dft",),
+     {"descriptor": {"kind": "ani"}, "epochs": 500, "patience": 500}),
+    ("+ feature_range_scale 6 (pipelines/ethanol_dft.toml)", ("dft",),
+     {"feature_range_scale": 6.0}),
 ]
 
 
