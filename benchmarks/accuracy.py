@@ -131,8 +131,8 @@ ABLATION = [
     ("+ 1,500 epochs", ("dft",), {"epochs": 1500, "patience": 1500}),
     ("+ ANI-1x descriptor (kind ani, 240 features), 500 epochs", ("dft",),
      {"descriptor": {"kind": "ani"}, "epochs": 500, "patience": 500}),
-    ("+ feature_range_scale 6 (pipelines/ethanol_dft.toml)", ("dft",),
-     {"feature_range_scale": 6.0}),
+    ("+ feature_range_scale 2 (pipelines/ethanol_dft.toml)", ("dft", "xtb", "cu"),
+     {"feature_range_scale": 2.0}),
 ]
 
 
