@@ -62,6 +62,15 @@ IGNORED_FEATURE_SCALE = 1e300
 VOIGT_PAIRS = (np.array([0, 1, 2, 1, 0, 0]), np.array([0, 1, 2, 2, 2, 1]))
 
 
+def symmetric_strain(strain: np.ndarray) -> np.ndarray:
+    """The symmetric part of strain derivatives ∂G/∂ε (..., 3, 3) as six components
+    (..., 6) in Voigt order xx, yy, zz, yz, xz, xy. A rotation-invariant G has a symmetric
+    ∂G/∂ε (an infinitesimal rotation, the antisymmetric part of ε, leaves it unchanged), so
+    nothing is lost; :func:`full_strain` inverts it."""
+    a, b = VOIGT_PAIRS
+    return 0.5 * (strain[..., a, b] + strain[..., b, a])
+
+
 def full_strain(strain: np.ndarray) -> np.ndarray:
     """Strain derivatives as (..., 3, 3): ``strain`` itself if it has that shape, else the
     symmetric tensor of its six Voigt components (..., 6) (the float16 layout)."""

@@ -25,7 +25,7 @@ from pesnet.data import Dataset, split_indices
 from pesnet.data.split import Split, fixed_split
 from pesnet.descriptors.bond_descriptor import BondDescriptor, FlatResult
 from pesnet.descriptors.defaults import default_acsf
-from pesnet.descriptors.features_file import FORMAT_NAME, FORMAT_VERSION, VOIGT_PAIRS
+from pesnet.descriptors.features_file import FORMAT_NAME, FORMAT_VERSION, symmetric_strain
 from pesnet.descriptors.registry import descriptor_from_params
 from pesnet.errors import InputError
 from pesnet.fileio import atomic_output, sha256_file
@@ -87,15 +87,6 @@ def featurize_batch(descriptor, batch, derivatives: bool = True, source="dataset
                          flat.centres.astype(np.int64, copy=False),
                          flat.neighbours.astype(np.int64, copy=False),
                          blocks.astype(dtype, copy=False), strain.astype(dtype, copy=False))
-
-
-def symmetric_strain(strain: np.ndarray) -> np.ndarray:
-    """The symmetric part of strain derivatives ∂G/∂ε (..., 3, 3) as six components
-    (..., 6) in Voigt order xx, yy, zz, yz, xz, xy. A rotation-invariant G has a symmetric
-    ∂G/∂ε (an infinitesimal rotation, the antisymmetric part of ε, leaves it unchanged), so
-    nothing is lost; :func:`~pesnet.descriptors.features_file.full_strain` inverts it."""
-    a, b = VOIGT_PAIRS
-    return 0.5 * (strain[..., a, b] + strain[..., b, a])
 
 
 def _check_half_range(blocks, strain, flat, indices, source) -> None:
