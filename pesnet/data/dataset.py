@@ -132,6 +132,20 @@ class Dataset:
             present.update(np.unique(numbers[start : start + step]).tolist())
         return sorted(int(z) for z in present)
 
+    def composition(self) -> tuple[np.ndarray, np.ndarray]:
+        """(species (S,), counts (n_configs, S)): the sorted atomic numbers present and the
+        atoms of each per configuration, read in chunks of 2²⁰ atoms."""
+        numbers = self._file["numbers"]
+        species = np.asarray(self.elements, dtype=np.int64)
+        counts = np.zeros((len(self), len(species)), dtype=np.int64)
+        step = 1 << 20
+        for start in range(0, len(numbers), step):
+            chunk = numbers[start : start + step]
+            rows = np.arange(start, start + len(chunk))
+            config = np.searchsorted(self.offsets, rows, side="right") - 1
+            np.add.at(counts, (config, np.searchsorted(species, chunk)), 1)
+        return species, counts
+
     def column(self, name: str) -> np.ndarray:
         """A whole per-configuration column (``energy``, ``has_forces``, ...), (n_configs, ...)."""
         if name not in schema.PER_CONFIG:

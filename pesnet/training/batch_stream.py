@@ -38,13 +38,8 @@ import threading
 import numpy as np
 
 from pesnet.descriptors.features_file import FeaturesFile
-from pesnet.training.data import (
-    BatchPlan,
-    Labels,
-    batch_weights,
-    plan_batches,
-    read_prepared_batch,
-)
+from pesnet.training.data import BatchPlan, batch_weights, plan_batches, read_prepared_batch
+from pesnet.training.labels import Labels
 
 #: held batches up to this estimated size (MB) stay in memory; larger sets are streamed. The
 #: shipped data sets (≤ 720 Cu configurations, ~0.45 GB held) stay below it.

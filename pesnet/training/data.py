@@ -1,4 +1,4 @@
-"""Training data: labels, the composition of batches, and one batch read with its Jacobian.
+"""Training data: the inputs opened, the composition of batches, one batch read with its Jacobian.
 
 Batches are composed once (a seeded shuffle of the training configurations cut into groups of
 ``batch_size``, :func:`plan_batches`); each epoch visits them in a fresh seeded order. A batch
@@ -15,56 +15,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pesnet.data import Dataset
 from pesnet.data.split import split_from_info
 from pesnet.descriptors.features_file import FeaturesFile
 from pesnet.descriptors.jacobian import DescriptorJacobian
 from pesnet.errors import DataFormatError, InputError
+from pesnet.training.labels import Labels, read_labels
 from pesnet.training.objective import PreparedBatch
-
-
-class Labels(NamedTuple):
-    """Reference labels of every configuration of a dataset (n configs, N atoms)."""
-
-    offsets: np.ndarray      # (n + 1,)
-    numbers: np.ndarray      # (N,)
-    energy: np.ndarray       # (n,) eV
-    has_energy: np.ndarray   # (n,)
-    forces: np.ndarray       # (N, 3) eV/Å
-    has_forces: np.ndarray   # (n,)
-    config_type: np.ndarray  # (n,) str
-    stress: np.ndarray | None = None      # (n, 6) eV/Å³ Voigt (NaN where unlabelled)
-    has_stress: np.ndarray | None = None  # (n,) labelled and periodic in all three directions
-    volume: np.ndarray | None = None      # (n,) Å³ (1 where not periodic)
-
-    def subset(self, indices):
-        """Labels of configurations ``indices``: (energy, has_energy, forces, atom mask, n_atoms)."""
-        indices = np.asarray(indices)
-        counts = np.diff(self.offsets)[indices]
-        rows = np.concatenate([np.arange(self.offsets[k], self.offsets[k + 1]) for k in indices]) \
-            if len(indices) else np.zeros(0, int)
-        has_forces_atom = np.repeat(self.has_forces[indices], counts)
-        forces = np.where(has_forces_atom[:, None], self.forces[rows], 0.0)
-        return self.energy[indices], self.has_energy[indices], forces, has_forces_atom, counts
-
-    def stress_subset(self, indices):
-        """(stress (n, 6) eV/Å³ with zeros where unlabelled, has_stress (n,), volume (n,) Å³)
-        of configurations ``indices``."""
-        indices = np.asarray(indices)
-        has = self.has_stress[indices]
-        return (np.where(has[:, None], self.stress[indices], 0.0), has, self.volume[indices])
-
-
-def read_labels(dataset_path) -> Labels:
-    """All labels of the dataset at ``dataset_path``."""
-    with Dataset(dataset_path) as ds:
-        forces = ds.array("forces")
-        periodic = ds.column("pbc").all(axis=1)
-        volume = np.where(periodic, np.abs(np.linalg.det(ds.column("cell"))), 1.0)
-        return Labels(ds.offsets.copy(), ds.array("numbers").astype(np.int64),
-                      ds.column("energy"), ds.column("has_energy"), forces,
-                      ds.column("has_forces"), ds.column("config_type"),
-                      ds.column("stress"), ds.column("has_stress") & periodic, volume)
 
 
 def open_training_inputs(features_path, dataset_path=None):

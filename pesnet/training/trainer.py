@@ -39,7 +39,7 @@ from pesnet.nn.prediction import committee_std
 from pesnet.nn.schedules import get_schedule
 from pesnet.potential.calibration import fit_spread_scale
 from pesnet.potential.model import Potential
-from pesnet.potential.reference import element_counts, fit_reference_energies
+from pesnet.potential.reference import fit_reference_energies
 from pesnet.training import checkpoint as ckpt
 from pesnet.training.batch_stream import DEFAULT_MEMORY_BUDGET_MB, batch_source, fits_in_memory
 from pesnet.training.data import open_training_inputs
@@ -101,7 +101,7 @@ def build_potential(features, labels, split, settings: TrainSettings,
     (start, stop) builds only those members of the seed's ensemble."""
     start, stop = _member_range(settings, members)
     elements = features.elements
-    counts = element_counts(labels.numbers, labels.offsets, elements)
+    counts = labels.element_counts(elements)
     train = split.train[labels.has_energy[split.train]]
     if len(train) == 0:
         raise InputError("no training configuration has an energy label")
