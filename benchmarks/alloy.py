@@ -16,7 +16,11 @@ the structures the mean relaxed: first-order insensitive to the geometry), EMT's
 error (meV/atom); then the ordered phases ranked by E_f by both (and how many members rank
 them as EMT does), and the train/test energy, force and stress MAE.
 
-    python benchmarks/alloy.py [--quick] [--epochs N] [--seed S]
+    python benchmarks/alloy.py [--quick] [--epochs N] [--seed S] [--descriptor acsf|ani]
+                               [--stress-weight W]
+
+``--descriptor ani`` fits with the ANI kind at 5 Å radial / 4 Å angular range (pipelines/
+cu_emt.toml's ranges) instead.
 
 Goal (issue 16): every E_f within 5 meV/atom of EMT; the ordered phases in EMT's order. The
 last line is JSON: ``alloy_formation_mae_mev_per_atom``,
@@ -85,8 +89,9 @@ def formation_energies(energies: dict, structs) -> dict:
             for name, x, _ in structs if name not in ("fcc Cu", "fcc Au")}
 
 
-def fit(workdir: Path, settings):
+def fit(workdir: Path, settings, kind: str = "acsf"):
     from pesnet.data.ingest import ingest
+    from pesnet.descriptors.ani import default_ani
     from pesnet.descriptors.defaults import default_acsf
     from pesnet.descriptors.featurize import featurize
     from pesnet.potential.evaluate import evaluate_potential
@@ -94,7 +99,9 @@ def fit(workdir: Path, settings):
 
     dataset, features = workdir / "cuau.h5", workdir / "features.h5"
     ingest([DATA], dataset)
-    featurize(dataset, features, acsf=default_acsf([29, 79], 5.0))
+    descriptor = (default_ani([29, 79], 5.0, 4.0) if kind == "ani"
+                  else default_acsf([29, 79], 5.0))
+    featurize(dataset, features, descriptor=descriptor)
     started = time.perf_counter()
     result = train_potential(features, settings)
     train_s = time.perf_counter() - started
@@ -114,13 +121,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default: the settings' (300)")
     parser.add_argument("--quick", action="store_true", help="8 epochs, 3 members")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--descriptor", choices=("acsf", "ani"), default="acsf",
+                        help="acsf: default set at 5 Å; ani: 5 Å / 4 Å (cu_emt.toml's)")
+    parser.add_argument("--stress-weight", type=float, default=10.0,
+                        help="stress term of the fit (default 10)")
     args = parser.parse_args()
     base = dict(epochs=8, n_members=3, seed=args.seed) if args.quick else dict(seed=args.seed)
     if args.epochs:
         base["epochs"] = args.epochs
-    settings = TrainSettings(**base, stress_weight=10.0)
+    settings = TrainSettings(**base, stress_weight=args.stress_weight)
     with tempfile.TemporaryDirectory() as tmp:
-        result, metrics, train_s = fit(Path(tmp), settings)
+        result, metrics, train_s = fit(Path(tmp), settings, args.descriptor)
     potential = result.potential
 
     structs = structures()
