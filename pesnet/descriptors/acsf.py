@@ -206,7 +206,11 @@ class ACSF(BondDescriptor):
         # Views of the radial columns as (bond, element, term) and of the angular ones as
         # (bond, element pair, term): each bond fills whole contiguous runs of columns.
         radial_view = bond_grad[:, :n_radial].reshape(n_bonds, n_el, self.n_radial, 3)
-        radial_view[np.arange(n_bonds), el_j] = d_rad[:, :, None] * unit[:, None, :]
+        if n_el == 1:  # one component at a time, along the bonds (no fancy indexing)
+            for x in range(3):
+                np.multiply(d_rad, unit[:, x, None], out=radial_view[:, 0, :, x])
+        else:
+            radial_view[np.arange(n_bonds), el_j] = d_rad[:, :, None] * unit[:, None, :]
         if self.n_angular:
             idx = np.arange(n_bonds)[angular_bonds]
             n_pairs = n_el * (n_el + 1) // 2
