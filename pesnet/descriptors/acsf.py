@@ -215,5 +215,8 @@ class ACSF(BondDescriptor):
             idx = np.arange(n_bonds)[angular_bonds]
             n_pairs = n_el * (n_el + 1) // 2
             angular_view = bond_grad[:, n_radial:].reshape(n_bonds, n_pairs, self.n_angular, 3)
-            angular_view[idx[:, None], self._pair_index[el_j[idx]]] = ang_grad
+            if n_el == 1:  # one element pair: whole rows, one index array
+                angular_view[idx, 0] = ang_grad[:, 0]
+            else:
+                angular_view[idx[:, None], self._pair_index[el_j[idx]]] = ang_grad
         return values, bond_grad
