@@ -206,10 +206,17 @@ class ACSF(BondDescriptor):
         # Views of the radial columns as (bond, element, term) and of the angular ones as
         # (bond, element pair, term): each bond fills whole contiguous runs of columns.
         radial_view = bond_grad[:, :n_radial].reshape(n_bonds, n_el, self.n_radial, 3)
-        radial_view[np.arange(n_bonds), el_j] = d_rad[:, :, None] * unit[:, None, :]
+        if n_el == 1:  # one component at a time, along the bonds (no fancy indexing)
+            for x in range(3):
+                np.multiply(d_rad, unit[:, x, None], out=radial_view[:, 0, :, x])
+        else:
+            radial_view[np.arange(n_bonds), el_j] = d_rad[:, :, None] * unit[:, None, :]
         if self.n_angular:
             idx = np.arange(n_bonds)[angular_bonds]
             n_pairs = n_el * (n_el + 1) // 2
             angular_view = bond_grad[:, n_radial:].reshape(n_bonds, n_pairs, self.n_angular, 3)
-            angular_view[idx[:, None], self._pair_index[el_j[idx]]] = ang_grad
+            if n_el == 1:  # one element pair: whole rows, one index array
+                angular_view[idx, 0] = ang_grad[:, 0]
+            else:
+                angular_view[idx[:, None], self._pair_index[el_j[idx]]] = ang_grad
         return values, bond_grad

@@ -23,28 +23,32 @@ def radial_terms(r: np.ndarray, cutoff: float, g2: np.ndarray, g3: np.ndarray,
 
     ``r``: (n_pairs,) Å; ``g2``: (n_g2, 2) rows (η, R_s); ``g3``: (n_g3,) κ values.
     Returns ``(values, d_values)``: both (n_pairs, 1 + n_g2 + n_g3), columns G1, G2s, G3s;
-    ``d_values`` is ∂/∂r_ij in 1/Å (``None`` unless ``derivatives``).
+    ``d_values`` is ∂/∂r_ij in 1/Å (``None`` unless ``derivatives``). Both are transposed
+    views of term-major (1 + n_g2 + n_g3, n_pairs) arrays: every elementwise step then runs
+    along the pairs (a long inner loop) instead of along a handful of terms, ~2× faster;
+    each element is computed by the same operations either way.
     """
     r = np.asarray(r, dtype=float)
     fc, dfc = cosine_cutoff(r, cutoff, derivative=derivatives)
     n_g2, n_g3 = len(g2), len(g3)
-    values = np.empty((len(r), 1 + n_g2 + n_g3))
-    values[:, 0] = fc
-    rc = r[:, None]
+    values = np.empty((1 + n_g2 + n_g3, len(r)))
+    values[0] = fc
+    rc = r[None, :]
     if n_g2:
-        eta, rs = g2[:, 0], g2[:, 1]
+        eta, rs = g2[:, :1], g2[:, 1:2]                                    # (n_g2, 1)
         delta = rc - rs
         gauss = np.exp(-eta * delta * delta)
-        values[:, 1 : 1 + n_g2] = gauss * fc[:, None]
+        np.multiply(gauss, fc, out=values[1 : 1 + n_g2])
     if n_g3:
-        cosine = np.cos(rc * g3)
-        values[:, 1 + n_g2 :] = cosine * fc[:, None]
+        kappa = np.asarray(g3, dtype=float)[:, None]
+        cosine = np.cos(rc * kappa)
+        np.multiply(cosine, fc, out=values[1 + n_g2 :])
     if not derivatives:
-        return values, None
+        return values.T, None
     d_values = np.empty_like(values)
-    d_values[:, 0] = dfc
+    d_values[0] = dfc
     if n_g2:
-        d_values[:, 1 : 1 + n_g2] = gauss * (dfc[:, None] - 2.0 * eta * delta * fc[:, None])
+        np.multiply(gauss, dfc - 2.0 * eta * delta * fc, out=d_values[1 : 1 + n_g2])
     if n_g3:
-        d_values[:, 1 + n_g2 :] = cosine * dfc[:, None] - g3 * np.sin(rc * g3) * fc[:, None]
-    return values, d_values
+        np.subtract(cosine * dfc, kappa * np.sin(rc * kappa) * fc, out=d_values[1 + n_g2 :])
+    return values.T, d_values.T
