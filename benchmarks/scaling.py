@@ -137,19 +137,18 @@ def main(argv=None) -> int:
     from pesnet.data import Dataset
     from pesnet.data.ingest import ingest
     from pesnet.descriptors.defaults import default_acsf
+    from pesnet.descriptors.features_writer import passes_of
     from pesnet.descriptors.featurize import featurize, featurize_batch
     from pesnet.distributed.cluster import open_cluster
     from pesnet.distributed.featurize import featurize_on_cluster
 
-    fz = sys.modules["pesnet.descriptors.featurize"]
     work = Path(tempfile.mkdtemp(prefix="pesnet-scaling-"))
     dataset = work / "cu.h5"
     ingest([DATA], dataset, index=":240" if args.quick else ":")
     acsf = default_acsf([29], 5.0)
     with Dataset(dataset) as ds:
         n_configs, n_atoms = len(ds), ds.n_atoms_total
-        parts = [fz._slice_batch(b, k0, k1) for b in ds.iter_chunks(64)
-                 for k0, k1 in fz._passes(b.offsets, fz._PASS_ATOMS)]
+        parts = list(passes_of(ds, 64))
     print(f"featurization of {n_configs} Cu configurations ({n_atoms} atoms), {acsf!r}; "
           f"{os.cpu_count()} cores, {rounds} interleaved rounds, best round reported",
           flush=True)
