@@ -22,6 +22,12 @@ whose ``kind`` names the descriptor kind; none in older files: ACSF),
 ``labels`` (JSON), ``dataset`` and ``dataset_sha256``, ``split`` (JSON: fractions, seed, number
 of training configurations), ``derivative_dtype``, ``pesnet_version``.
 
+A sharded file (:mod:`.sharded_features`, written by Dask workers in parallel) has the same
+datasets, read the same way: the per-atom and per-block arrays are HDF5 virtual datasets over
+shard files beside it (``features.shards/``), the offsets and statistics are its own, and the
+root attribute ``shards`` lists the shards, each checked when the file is opened
+(:mod:`.shard_index`).
+
 Derivatives are stored in float32 by default: forces −Σ_i (∂E/∂G_i)·(∂G_i/∂r_j) formed from
 them agree with float64 blocks to ~1e-7 of the RMS force (``test_featurize.py`` checks 1e-6),
 at half the size. ``float16`` halves that again (blocks, and the strain derivatives as their
@@ -44,6 +50,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from pesnet.descriptors.registry import descriptor_from_params
+from pesnet.descriptors.shard_index import check_shards
 from pesnet.errors import DataFormatError
 from pesnet.fileio import open_hdf5
 
@@ -190,6 +197,11 @@ class FeaturesFile:
         self.path = Path(path)
         self._file = open_hdf5(self.path, "features file", FORMAT_NAME, FORMAT_VERSION)
         attrs = self._file.attrs
+        try:
+            check_shards(self.path, attrs)  # a missing shard would read as zeros
+        except DataFormatError:
+            self._file.close()
+            raise
         self.params = json.loads(attrs["descriptor"])
         self.descriptor = descriptor_from_params(self.params)
         self.labels = tuple(json.loads(attrs["labels"]))

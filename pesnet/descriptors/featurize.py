@@ -40,6 +40,19 @@ from pesnet.fileio import atomic_output
 DERIVATIVE_DTYPES = (np.float16, np.float32, np.float64)
 
 
+def derivative_storage(derivative_dtype) -> np.dtype:
+    """The NumPy dtype of a derivative storage type name (one of :data:`DERIVATIVE_DTYPES`),
+    else an :class:`~pesnet.errors.InputError`."""
+    try:
+        dtype = np.dtype(derivative_dtype)
+    except TypeError:
+        dtype = None
+    if dtype not in DERIVATIVE_DTYPES:
+        raise InputError(f"derivative dtype must be float16, float32 or float64, got "
+                         f"{derivative_dtype}")
+    return dtype
+
+
 class ChunkFeatures(NamedTuple):
     """Features of a run of configurations (n_c configs, N_c atoms, M_c blocks, F features).
 
@@ -185,13 +198,7 @@ def featurize(dataset, output, descriptor=None, derivatives: bool = True,
     mapper gives the same file.
     """
     started = time.perf_counter()
-    try:
-        dtype = np.dtype(derivative_dtype)
-    except TypeError:
-        dtype = None
-    if dtype not in DERIVATIVE_DTYPES:
-        raise InputError(f"derivative dtype must be float16, float32 or float64, got "
-                         f"{derivative_dtype}")
+    dtype = derivative_storage(derivative_dtype)
     dataset = Path(dataset)
     if Path(output).resolve() == dataset.resolve():
         raise InputError(f"{output}: the features file must not overwrite its dataset")

@@ -41,7 +41,8 @@ TASK_CONFIGS = 64
 
 
 @functools.lru_cache(maxsize=8)
-def _descriptor(params_json: str):
+def task_descriptor(params_json: str):
+    """The descriptor of ``descriptor.to_json()``, built once per worker process (cached)."""
     from pesnet.descriptors.registry import descriptor_from_params
 
     return descriptor_from_params(json.loads(params_json))
@@ -53,7 +54,7 @@ def featurize_parts(params_json: str, parts, derivatives: bool, source: str, dty
     ``params_json`` is ``descriptor.to_json()`` (the descriptor is rebuilt once per worker
     process and cached, so tasks carry a few hundred bytes of parameters, not an object).
     """
-    descriptor = _descriptor(params_json)
+    descriptor = task_descriptor(params_json)
     return [featurize_batch(descriptor, part, derivatives, source, np.dtype(dtype))
             for part in parts]
 
