@@ -214,6 +214,7 @@ class FeaturesFile:
                                  for z in self.elements}
         self._periodic = self._file["periodic"][:]
         self._stats = None
+        self._arrays = {}
         #: features whose training std is below this are ignored (:class:`Stats`); 0: none
         self.min_feature_std = 0.0
         #: {Z: (F,)} least scale of each feature (:class:`Stats` ``floor``), or None
@@ -246,6 +247,7 @@ class FeaturesFile:
 
     # -- lifetime -----------------------------------------------------------------------
     def close(self) -> None:
+        self._arrays = {}
         self._file.close()
 
     def __enter__(self):
@@ -337,6 +339,15 @@ class FeaturesFile:
                 f"{self.dataset_sha256[:12]}…, but {dataset_path} has {digest[:12]}…")
 
     # -- reading ------------------------------------------------------------------------
+    def _array(self, name: str):
+        """The open dataset ``name``, opened once: reopening it for every batch cost
+        ~0.2 ms per read of a plain file and ~0.4 ms through a sharded file's virtual
+        datasets (which reopen their shards), more than reading a configuration."""
+        handle = self._arrays.get(name)
+        if handle is None:
+            handle = self._arrays[name] = self._file[name]
+        return handle
+
     def read_batch(self, config_indices, standardise: bool = True,
                    derivatives: bool = True, strain: bool = True) -> FeatureBatch:
         """Features of the given configurations (in the given order) as a :class:`FeatureBatch`.
@@ -347,16 +358,16 @@ class FeaturesFile:
         indices = np.atleast_1d(np.asarray(config_indices, dtype=np.int64))
         if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
             raise IndexError(f"configuration index out of range for {len(self)} configurations")
-        f = self._file
-        numbers, counts = _gather(f["numbers"], self.offsets, indices)
+        array = self._array
+        numbers, counts = _gather(array("numbers"), self.offsets, indices)
         numbers = numbers.astype(np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)])
         stats = self.stats if standardise else None
         config_of_atom = np.repeat(np.arange(len(indices)), counts)
         elements, scale_of_atom = {}, np.ones((len(numbers), self.n_features))
         for z in self.elements:
-            group = f[f"elements/{chemical_symbols[z]}"]
-            values, _ = _gather(group["values"], self._element_offsets[z], indices)
+            values, _ = _gather(array(f"elements/{chemical_symbols[z]}/values"),
+                                self._element_offsets[z], indices)
             rows = np.flatnonzero(numbers == z)
             if standardise:
                 values = (values - stats[z].mean) / stats[z].scale
@@ -366,16 +377,15 @@ class FeaturesFile:
         if not (derivatives and self.has_derivatives):
             return FeatureBatch(indices, offsets, numbers, elements, periodic,
                                 None, None, None, None, None)
-        g = f["derivatives"]
-        centre, n_blocks = _gather(g["centre"], self._block_offsets, indices)
-        neighbour, _ = _gather(g["neighbour"], self._block_offsets, indices)
-        blocks, _ = _gather(g["blocks"], self._block_offsets, indices)
+        centre, n_blocks = _gather(array("derivatives/centre"), self._block_offsets, indices)
+        neighbour, _ = _gather(array("derivatives/neighbour"), self._block_offsets, indices)
+        blocks, _ = _gather(array("derivatives/blocks"), self._block_offsets, indices)
         shift = np.repeat(offsets[:-1], n_blocks)
         centre = centre.astype(np.int64) + shift
         neighbour = neighbour.astype(np.int64) + shift
         blocks = blocks.astype(np.float64)
         if strain:
-            strain, _ = _gather(f["strain"], self.offsets, indices)
+            strain, _ = _gather(array("strain"), self.offsets, indices)
             strain = full_strain(strain.astype(np.float64))
         else:
             strain = None
