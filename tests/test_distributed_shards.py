@@ -26,11 +26,10 @@ from pesnet.training.batch_stream import fits_in_memory
 from pesnet.training.settings import TrainSettings
 from pesnet.training.trainer import train_potential
 from tests.conftest import labelled_frames
-from tests.distributed_helpers import cluster  # noqa: F401  (fixture)
+from tests.distributed_helpers import assert_same_features, cluster  # noqa: F401
 
 ACSF_PARAMS = dict(cutoff=4.0, g2=[(0.5, 2.5), (1.0, 3.0)], g4=[(0.05, 1.0, 1.0)],
                    g5=[(0.1, 2.0, -1.0)])
-STATS = ("mean", "std")
 
 
 @pytest.fixture(scope="module")
@@ -49,34 +48,6 @@ def mixed(tmp_path_factory):
         featurize(root / "data.h5", root / f"single-{derivatives}.h5", acsf, derivatives,
                   chunk_size=4)
     return root, acsf
-
-
-def _datasets(f) -> dict:
-    found = {}
-    f.visititems(lambda name, obj: found.setdefault(name, obj)
-                 if isinstance(obj, h5py.Dataset) else None)
-    return found
-
-
-def assert_same_features(sharded, single):
-    """Every dataset of ``single`` in ``sharded``: equal bit for bit but the statistics
-    (within 1e-12 relative); the same attributes but the shard list."""
-    with h5py.File(sharded) as a, h5py.File(single) as b:
-        da, db = _datasets(a), _datasets(b)
-        assert sorted(da) == sorted(db)
-        for name, y in db.items():
-            x = da[name]
-            assert (x.dtype, x.shape) == (y.dtype, y.shape), name
-            if name.rsplit("/", 1)[-1] in STATS:
-                np.testing.assert_allclose(x[()], y[()], rtol=1e-12, atol=0, err_msg=name)
-            else:
-                assert np.array_equal(x[()], y[()]), name
-        for name in db:
-            if name.endswith("/values"):
-                group = name.rsplit("/", 1)[0]
-                assert a[group].attrs["count"] == b[group].attrs["count"] > 0
-        assert set(a.attrs) == set(b.attrs) | {"shards"}
-        assert all(a.attrs[key] == b.attrs[key] for key in b.attrs)
 
 
 def test_shard_ranges_start_at_chunk_multiples():
