@@ -135,6 +135,18 @@ def test_the_run_directory_moves(cluster, mixed, tmp_path):  # noqa: F811
     assert all(np.array_equal(x.elements[z].values, y.elements[z].values) for z in y.elements)
 
 
+def test_a_plain_file_over_a_sharded_one_takes_its_shards_away(cluster, mixed,  # noqa: F811
+                                                                tmp_path):
+    root, acsf = mixed
+    out = tmp_path / "features.h5"
+    featurize_sharded(cluster, root / "data.h5", out, acsf, chunk_size=4, shard_configs=8)
+    (shard_directory(out) / "notes.txt").write_text("the user's")
+    featurize(root / "data.h5", out, acsf, chunk_size=4)
+    assert [p.name for p in shard_directory(out).iterdir()] == ["notes.txt"]
+    with FeaturesFile(out) as features:
+        assert len(features) == 18
+
+
 def fail_at(first_bad, dataset, directory, name, params, first, *args):
     if first == first_bad:
         raise InputError(f"{dataset}, configuration {first}: coincident atoms")

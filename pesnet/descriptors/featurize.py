@@ -33,6 +33,7 @@ from pesnet.descriptors.features_writer import (
     write_all,
 )
 from pesnet.descriptors.registry import descriptor_from_params
+from pesnet.descriptors.shard_index import remove_stale_shards
 from pesnet.errors import InputError
 from pesnet.fileio import atomic_output
 
@@ -226,6 +227,7 @@ def featurize(dataset, output, descriptor=None, derivatives: bool = True,
         finally:
             if bar is not None:
                 bar.close()
+        remove_stale_shards(output)  # of a sharded file this one replaced
         n_atoms = ds.n_atoms_total
     return FeaturizeSummary(Path(output), n, n_atoms, F, n_blocks, Path(output).stat().st_size,
                             time.perf_counter() - started)

@@ -6,7 +6,8 @@ draws, learning-rate schedule and early stopping), so members ``start..stop-1`` 
 ``train_potential(..., members=(start, stop))`` on a worker: still one vectorised batch over
 the group's members. By default there is one group per worker thread. Every worker reads the
 features and dataset files itself, at the same absolute path: on more than one machine they
-must be on a shared filesystem. A group returns its parameters (a few kB per member) and its
+must be on a shared filesystem (a sharded features file is read there too, with its shards
+beside it; a group whose data exceed its memory budget streams them every epoch). A group returns its parameters (a few kB per member) and its
 history; the client joins the groups (:func:`~pesnet.training.trainer.assemble_members`) and
 fits the spread calibration on the validation split over the whole ensemble
 (:func:`~pesnet.training.trainer.calibrate`), as the single-process fit does at its end.
