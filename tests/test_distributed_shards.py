@@ -135,6 +135,22 @@ def test_the_run_directory_moves(cluster, mixed, tmp_path):  # noqa: F811
     assert all(np.array_equal(x.elements[z].values, y.elements[z].values) for z in y.elements)
 
 
+def test_an_open_file_keeps_reading_its_shards_when_it_is_replaced(cluster, mixed,  # noqa: F811
+                                                                  tmp_path):
+    """As an open plain file keeps reading its replaced inode: never zeros from a shard that
+    the replacing run deleted."""
+    root, acsf = mixed
+    out = tmp_path / "features.h5"
+    featurize_sharded(cluster, root / "data.h5", out, acsf, chunk_size=4, shard_configs=4)
+    old = set(shard_directory(out).iterdir())
+    with FeaturesFile(out) as features, FeaturesFile(root / "single-True.h5") as single:
+        featurize_sharded(cluster, root / "data.h5", out, acsf, chunk_size=4, shard_configs=8)
+        assert not old & set(shard_directory(out).iterdir())  # the old shards are gone
+        x, y = (f.read_batch(np.arange(18), standardise=False) for f in (features, single))
+    assert np.array_equal(x.derivatives, y.derivatives) and np.array_equal(x.strain, y.strain)
+    assert all(np.array_equal(x.elements[z].values, y.elements[z].values) for z in y.elements)
+
+
 def test_a_plain_file_over_a_sharded_one_takes_its_shards_away(cluster, mixed,  # noqa: F811
                                                                 tmp_path):
     root, acsf = mixed

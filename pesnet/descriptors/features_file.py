@@ -50,7 +50,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from pesnet.descriptors.registry import descriptor_from_params
-from pesnet.descriptors.shard_index import check_shards
+from pesnet.descriptors.shard_index import check_shards, shard_records
 from pesnet.errors import DataFormatError
 from pesnet.fileio import open_hdf5
 
@@ -223,6 +223,7 @@ class FeaturesFile:
         self._block_offsets = (self._file["derivatives/offsets"][:] if self.has_derivatives
                                else None)
         self._size = self._current_size()
+        self._hold_shards()
         #: storage type of the derivative blocks (None without derivatives)
         self.derivative_dtype = (self._file["derivatives/blocks"].dtype if self.has_derivatives
                                  else None)
@@ -233,6 +234,28 @@ class FeaturesFile:
             return os.fstat(self._file.id.get_vfd_handle()).st_size
         except (OSError, TypeError, ValueError):
             return None
+
+    def _hold_shards(self) -> None:
+        """Open every shard of a sharded file now and keep it open (one file descriptor
+        each) by reading one row of each mapping of each virtual dataset: a features file
+        replaced after this (its shards deleted with it) then keeps reading its own shards, as a
+        plain file keeps reading its replaced inode, instead of zeros where HDF5 finds a source
+        missing. ~0.1 ms per shard and array."""
+        if shard_records(self._file.attrs) is None:
+            return
+        for name in ("numbers", "periodic", "strain", "derivatives/centre",
+                     "derivatives/neighbour", "derivatives/blocks",
+                     *(f"elements/{chemical_symbols[z]}/values" for z in self.elements)):
+            if name in self._file and self._file[name].is_virtual:
+                array = self._array(name)
+                for source in array.virtual_sources():
+                    start, _ = source.vspace.get_select_bounds()
+                    try:
+                        array[start[0]]
+                    except OSError as error:
+                        self.close()
+                        raise DataFormatError(f"{self.path}: cannot read its shard "
+                                              f"{source.file_name} ({error})") from None
 
     def check_intact(self) -> None:
         """Raise :class:`DataFormatError` if the open file changed size since it was opened:
