@@ -55,3 +55,36 @@ def assert_same_h5(a, b, ignore_attrs=()):
         keys = set(fa.attrs) | set(fb.attrs)
         for key in keys - set(ignore_attrs):
             assert fa.attrs.get(key) == fb.attrs.get(key), key
+
+
+def _datasets(f) -> dict:
+    import h5py
+
+    found = {}
+    f.visititems(lambda name, obj: found.setdefault(name, obj)
+                 if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def assert_same_features(sharded, single, ignore_attrs=()):
+    """Every dataset of ``single`` in ``sharded``: equal bit for bit but the statistics
+    (within 1e-12 relative); the same attributes but the shard list and ``ignore_attrs``."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(sharded) as a, h5py.File(single) as b:
+        da, db = _datasets(a), _datasets(b)
+        assert sorted(da) == sorted(db)
+        for name, y in db.items():
+            x = da[name]
+            assert (x.dtype, x.shape) == (y.dtype, y.shape), name
+            if name.rsplit("/", 1)[-1] in ("mean", "std"):  # merged in another order
+                np.testing.assert_allclose(x[()], y[()], rtol=1e-12, atol=0, err_msg=name)
+            else:
+                assert np.array_equal(x[()], y[()]), name
+        for name in db:
+            if name.endswith("/values"):
+                group = name.rsplit("/", 1)[0]
+                assert a[group].attrs["count"] == b[group].attrs["count"] > 0
+        assert set(a.attrs) == set(b.attrs) | {"shards"}
+        assert all(a.attrs[key] == b.attrs[key] for key in set(b.attrs) - set(ignore_attrs))

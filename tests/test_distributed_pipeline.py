@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from pesnet.cli.main import main
@@ -14,7 +15,12 @@ from pesnet.errors import InputError
 from pesnet.pipeline.runner import run_pipeline
 from pesnet.pipeline.spec import ComputeSpec, compute_spec, load_spec
 from pesnet.potential.io import load_model
-from tests.distributed_helpers import assert_same_h5, cluster, sha256  # noqa: F401
+from tests.distributed_helpers import (  # noqa: F401  (cluster: a fixture)
+    assert_same_features,
+    assert_same_h5,
+    cluster,
+    sha256,
+)
 from tests.pipeline_helpers import subprocess_env, write_spec
 from tests.test_training_groups import assert_same_potential
 
@@ -35,6 +41,7 @@ def test_compute_table_is_validated(cu_features, tmp_path):
     plain = load_spec(write_spec(tmp_path / "d.toml", data)).spec
     assert compute_spec(plain) is None
     assert compute_spec(plain, workers=3) == ComputeSpec(workers=3)
+    assert compute_spec(plain, shards=True) == ComputeSpec(shards=True)
     local = load_spec(write_spec(tmp_path / "e.toml", data,
                                  extra="\n[compute]\nworkers = 2\nretries = 0\n")).spec
     assert compute_spec(local, "tcp://x:1") == ComputeSpec(scheduler="tcp://x:1", retries=0)
@@ -61,6 +68,27 @@ def test_cluster_run_writes_the_in_process_files(cluster, cu_features, tmp_path,
                           load_model(tmp_path / "here" / "model.h5"))
     assert not list((tmp_path / "there").glob("model.ckpt*"))
     # [compute] never makes a step stale: in-process, the cluster's run is up to date
+    again = run_pipeline(pipeline, run_dir=tmp_path / "there", tracking=False, progress=False)
+    assert not again.did_work
+
+
+def test_cluster_run_with_shards(cluster, cu_features, tmp_path, capsys):  # noqa: F811
+    """``--shards``: the workers write features.shards/ beside features.h5, the arrays are
+    the in-process ones, the model equal to rounding (the statistics were merged by shard)."""
+    spec = write_spec(tmp_path / "tiny.toml", cu_features / "cu.extxyz", epochs=3)
+    pipeline = load_spec(spec)
+    here = run_pipeline(pipeline, run_dir=tmp_path / "here", tracking=False, progress=False)
+    code = main(["run", str(spec), "--run-dir", str(tmp_path / "there"), "--no-tracking",
+                 "--quiet", "--scheduler", cluster.address, "--shards"])
+    capsys.readouterr()
+    assert code == 0 and here.ok
+    assert list((tmp_path / "there" / "features.shards").glob("*.h5"))
+    assert_same_features(tmp_path / "there" / "features.h5", tmp_path / "here" / "features.h5",
+                         ignore_attrs={"dataset"})
+    a, b = (load_model(tmp_path / d / "model.h5") for d in ("there", "here"))
+    for z in b.elements:
+        np.testing.assert_allclose(a.networks[z].params, b.networks[z].params, rtol=1e-9,
+                                   atol=1e-12)
     again = run_pipeline(pipeline, run_dir=tmp_path / "there", tracking=False, progress=False)
     assert not again.did_work
 

@@ -13,7 +13,7 @@ from pesnet.data import Dataset, DatasetWriter, split_indices
 from pesnet.descriptors import ACSF, FeaturesFile, featurize
 from pesnet.errors import ConfigurationError, DataFormatError, InputError
 
-featurize_module = importlib.import_module("pesnet.descriptors.featurize")
+features_writer = importlib.import_module("pesnet.descriptors.features_writer")
 
 ACSF_HCO_CU = ACSF(["H", "C", "O", "Cu"], 4.0, g2=[(0.5, 0.0), (2.0, 2.0)],
                    g4=[(0.02, 1.0, -1.0), (0.02, 2.0, 1.0)], g5=[(0.05, 1.0, 1.0)])
@@ -191,7 +191,7 @@ def test_training_refuses_float16_with_unresolved_features(dataset, tmp_path):
 
 
 def test_small_flushes_give_the_same_file(dataset, features64, tmp_path, monkeypatch):
-    monkeypatch.setattr(featurize_module, "_FLUSH_FLOATS", 1)  # flush after every configuration
+    monkeypatch.setattr(features_writer, "FLUSH_FLOATS", 1)  # flush after every configuration
     out = tmp_path / "streamed.h5"
     featurize(dataset, out, ACSF_HCO_CU, derivative_dtype="float64", chunk_size=1)
     with h5py.File(out) as a, h5py.File(features64) as b:

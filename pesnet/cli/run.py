@@ -31,6 +31,11 @@ def register(subparsers) -> None:
                         "pesnet[dask]; results are identical to an in-process run)")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="worker processes of a local cluster (default: one per core)")
+    parser.add_argument("--shards", action="store_true",
+                        help="on the cluster, every worker writes its features to a shard "
+                        "beside features.h5 instead of returning them to one writer (the run "
+                        "directory must be on a filesystem every worker sees); as [compute] "
+                        "shards = true")
     parser.set_defaults(func=run)
 
 
@@ -44,7 +49,7 @@ def run(args) -> int:
     pipeline = load_spec(args.spec)
     run_dir = args.run_dir or Path("runs") / pipeline.name
     check_owner(run_dir, pipeline.path)  # a copied spec is refused before any output
-    compute = compute_spec(pipeline.spec, args.scheduler, args.workers)
+    compute = compute_spec(pipeline.spec, args.scheduler, args.workers, args.shards)
     tracking, uri, where = tracking_from_args(args)
     if compute is not None:
         where += f", compute on Dask ({compute.scheduler})"

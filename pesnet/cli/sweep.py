@@ -28,6 +28,9 @@ def register(subparsers) -> None:
                         "(default: the spec's [compute], else local)")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="worker processes of a local cluster (default: one per core)")
+    parser.add_argument("--shards", action="store_true",
+                        help="workers write the features as shards beside features.h5 "
+                        "(as [compute] shards = true)")
     parser.add_argument("--run-dir", type=Path,
                         help="directory for the sweep's files (default: runs/NAME-sweep)")
     add_tracking_arguments(parser)
@@ -41,7 +44,8 @@ def run(args) -> int:
 
     pipeline = load_spec(args.spec)
     grid = parse_grid(args.grid)
-    compute = compute_spec(pipeline.spec, args.scheduler, args.workers) or ComputeSpec()
+    compute = (compute_spec(pipeline.spec, args.scheduler, args.workers, args.shards)
+               or ComputeSpec())
     tracking, uri, where = tracking_from_args(args)
     result = run_sweep(pipeline, grid, compute, run_dir=args.run_dir, tracking=tracking,
                        tracking_uri=uri, progress=not args.quiet)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pesnet.distributed.cluster import DEFAULT_RETRIES, open_cluster
 from pesnet.distributed.featurize import featurize_on_cluster
+from pesnet.distributed.shards import featurize_sharded
 from pesnet.distributed.train import train_on_cluster
 
 
@@ -21,15 +22,18 @@ class DaskExecutor:
     ``threads_per_worker`` threads), tasks retried ``retries`` times, the ensemble trained in
     ``member_groups`` groups (default one per worker thread). ``cluster``: an open
     :class:`~pesnet.distributed.cluster.Cluster` to use instead (left open by :meth:`close`).
+    ``shards``: the workers write the features as shards (:mod:`.shards`) instead of
+    returning them to the client's writer (:mod:`.featurize`).
     """
 
     in_process = False  # learning curves arrive after the fit, not epoch by epoch
 
     def __init__(self, scheduler: str = "local", workers: int | None = None,
                  threads_per_worker: int = 1, retries: int = DEFAULT_RETRIES,
-                 member_groups: int | None = None, cluster=None):
+                 member_groups: int | None = None, cluster=None, shards: bool = False):
         self.options = (scheduler, workers, threads_per_worker, retries)
         self.member_groups = member_groups
+        self.shards = bool(shards)
         self._cluster, self._owned = cluster, cluster is None
 
     @property
@@ -40,7 +44,10 @@ class DaskExecutor:
         return self._cluster
 
     def featurize(self, dataset, output, descriptor, **options):
-        """:func:`~pesnet.descriptors.featurize.featurize`'s file, computed on the workers."""
+        """:func:`~pesnet.descriptors.featurize.featurize`'s features, computed on the
+        workers (and written there as shards with ``shards``)."""
+        if self.shards:
+            return featurize_sharded(self.cluster, dataset, output, descriptor, **options)
         return featurize_on_cluster(self.cluster, dataset, output, descriptor, **options)
 
     def train(self, features, settings, dataset, checkpoint_dir, resume: bool,

@@ -12,9 +12,12 @@ order and hands them to the single-machine writer (:func:`featurize`'s ``map_bat
 hook), so datasets, running statistics and attributes are made by the same code in the same
 order: the file is the same file.
 
-Why arrays and not shards written by the workers: ``benchmarks/scaling.py`` measures both
-(README, "Scaling out with Dask"). Shards cost a write and a read of every byte on top of the
-merge and need a shared filesystem; returned arrays move each byte once, worker → client.
+Returned arrays or shards. This mode needs nothing shared (workers get positions, return
+arrays) and writes a plain, byte-identical file, but every byte passes through the client's
+one writer: ~1–1.5 ms of client CPU per configuration, so one client absorbs the output of a
+few worker cores (``benchmarks/scaling.py``; README, "Scaling out with Dask"). Past that,
+:mod:`.shards` has every worker write its own part of the features to a shared filesystem and
+the client write only an index.
 
 Fault tolerance. Each task is retried ``cluster.retries`` times after an exception, and the
 scheduler reschedules the tasks of a worker that dies. A result reaches the client only when
@@ -41,7 +44,8 @@ TASK_CONFIGS = 64
 
 
 @functools.lru_cache(maxsize=8)
-def _descriptor(params_json: str):
+def task_descriptor(params_json: str):
+    """The descriptor of ``descriptor.to_json()``, built once per worker process (cached)."""
     from pesnet.descriptors.registry import descriptor_from_params
 
     return descriptor_from_params(json.loads(params_json))
@@ -53,7 +57,7 @@ def featurize_parts(params_json: str, parts, derivatives: bool, source: str, dty
     ``params_json`` is ``descriptor.to_json()`` (the descriptor is rebuilt once per worker
     process and cached, so tasks carry a few hundred bytes of parameters, not an object).
     """
-    descriptor = _descriptor(params_json)
+    descriptor = task_descriptor(params_json)
     return [featurize_batch(descriptor, part, derivatives, source, np.dtype(dtype))
             for part in parts]
 

@@ -6,7 +6,8 @@ draws, learning-rate schedule and early stopping), so members ``start..stop-1`` 
 ``train_potential(..., members=(start, stop))`` on a worker: still one vectorised batch over
 the group's members. By default there is one group per worker thread. Every worker reads the
 features and dataset files itself, at the same absolute path: on more than one machine they
-must be on a shared filesystem. A group returns its parameters (a few kB per member) and its
+must be on a shared filesystem (a sharded features file is read there too, with its shards
+beside it; a group whose data exceed its memory budget streams them every epoch). A group returns its parameters (a few kB per member) and its
 history; the client joins the groups (:func:`~pesnet.training.trainer.assemble_members`) and
 fits the spread calibration on the validation split over the whole ensemble
 (:func:`~pesnet.training.trainer.calibrate`), as the single-process fit does at its end.
@@ -33,6 +34,7 @@ import numpy as np
 
 from pesnet.distributed.cluster import as_cluster, member_groups, raise_cluster_error
 from pesnet.errors import InputError
+from pesnet.training.batch_stream import DEFAULT_MEMORY_BUDGET_MB
 from pesnet.training.settings import TrainSettings
 from pesnet.training.trainer import (
     EpochRecord,
@@ -76,9 +78,11 @@ def group_checkpoint(checkpoint_dir, start: int, stop: int) -> Path:
 
 
 def train_group(features_path: str, settings: dict, dataset_path: str | None,
-                members: tuple[int, int], checkpoint: str | None = None):
+                members: tuple[int, int], checkpoint: str | None = None,
+                memory_budget_mb: float | None = DEFAULT_MEMORY_BUDGET_MB):
     """The worker's task: train members ``start..stop-1`` (resuming from ``checkpoint`` when
-    it exists). Returns (model file bytes, history)."""
+    it exists; batches held or streamed as ``memory_budget_mb`` allows, see
+    :func:`~pesnet.training.trainer.train_potential`). Returns (model file bytes, history)."""
     for path, what in ((features_path, "features"), (dataset_path, "dataset")):
         if path is not None and not Path(path).is_file():
             import socket
@@ -88,7 +92,8 @@ def train_group(features_path: str, settings: dict, dataset_path: str | None,
                              f"same path on every worker (a shared filesystem)")
     resume = checkpoint is not None and Path(checkpoint).is_file()
     result = train_potential(features_path, TrainSettings.from_dict(settings), dataset_path,
-                             checkpoint_path=checkpoint, resume=resume, members=members)
+                             checkpoint_path=checkpoint, resume=resume, members=members,
+                             memory_budget_mb=memory_budget_mb)
     return potential_to_bytes(result.potential), result.history
 
 
@@ -120,13 +125,15 @@ def merge_histories(histories, ranges, n_members: int) -> list[EpochRecord]:
 
 def train_on_cluster(cluster, features_path, settings: TrainSettings | None = None,
                      dataset_path=None, groups: int | None = None, checkpoint_dir=None,
-                     resume: bool = False, progress: bool = False) -> TrainingResult:
+                     resume: bool = False, progress: bool = False,
+                     memory_budget_mb: float | None = DEFAULT_MEMORY_BUDGET_MB) -> TrainingResult:
     """Fit the ensemble of ``settings`` on ``cluster`` in ``groups`` member groups (default:
     one per worker thread, at most one per member); see the module doc.
 
     With ``checkpoint_dir``, groups checkpoint there; ``resume=False`` first deletes the
     group checkpoints left by an earlier fit, ``resume=True`` continues from them.
-    Returns the assembled, calibrated potential with the merged history.
+    ``memory_budget_mb`` is each group's (above it a group streams its batches from the
+    features file). Returns the assembled, calibrated potential with the merged history.
     """
     cluster = as_cluster(cluster)
     settings = settings or TrainSettings()
@@ -146,7 +153,7 @@ def train_on_cluster(cluster, features_path, settings: TrainSettings | None = No
     token = uuid.uuid4().hex[:12]
     futures = [client.submit(train_group, str(features_path), settings.to_dict(),
                              None if dataset is None else str(dataset), members, checkpoint,
-                             key=f"pesnet-train-{token}-members-{members[0]}-{members[1]}",
+                             memory_budget_mb, key=f"pesnet-train-{token}-members-{members[0]}-{members[1]}",
                              retries=cluster.retries, pure=False)
                for members, checkpoint in zip(ranges, checkpoints)]
     bar = None

@@ -54,4 +54,4 @@ def executor_for(compute=None):
     from pesnet.distributed.executor import DaskExecutor
 
     return DaskExecutor(compute.scheduler, compute.workers, compute.threads_per_worker,
-                        compute.retries, compute.member_groups)
+                        compute.retries, compute.member_groups, shards=compute.shards)

@@ -99,14 +99,19 @@ class ComputeSpec(SpecTable):
     """Where featurization and training run: a Dask scheduler's address, or ``"local"`` for
     ``workers`` processes on this machine (default: one per core) with ``threads_per_worker``
     threads each. ``member_groups`` splits the ensemble (default: one group per worker
-    thread); ``retries`` re-runs a failed task. Results are identical to an in-process run,
-    so this table never makes a step stale."""
+    thread); ``retries`` re-runs a failed task. ``shards = true`` has every worker write the
+    features of its configurations to a shard beside ``features.h5`` (which then indexes
+    them), instead of returning them to one writer on the client: the dataset and the run
+    directory must then be on a filesystem every worker sees. Results are identical to an
+    in-process run (the statistics to rounding with shards), so this table never makes a
+    step stale."""
 
     scheduler: str = "local"
     workers: Optional[int] = Field(None, ge=1)
     threads_per_worker: int = Field(1, ge=1)
     member_groups: Optional[int] = Field(None, ge=1)
     retries: int = Field(2, ge=0)
+    shards: bool = False
 
     @model_validator(mode="after")
     def _address(self):
@@ -200,11 +205,11 @@ class ValidateSpec(SpecTable):
 
 
 def compute_spec(spec: PipelineSpec, scheduler: str | None = None,
-                 workers: int | None = None) -> ComputeSpec | None:
-    """The spec's [compute] table with ``--scheduler``/``--workers`` applied (None: run
-    in-process). ``workers`` alone means a local cluster; a new address drops the table's
-    local worker count."""
-    if scheduler is None and workers is None:
+                 workers: int | None = None, shards: bool = False) -> ComputeSpec | None:
+    """The spec's [compute] table with ``--scheduler``/``--workers``/``--shards`` applied
+    (None: run in-process). ``workers`` or ``shards`` alone mean a local cluster; a new
+    address drops the table's local worker count."""
+    if scheduler is None and workers is None and not shards:
         return spec.compute
     table = spec.compute.model_dump() if spec.compute is not None else {}
     if scheduler is not None:
@@ -213,6 +218,8 @@ def compute_spec(spec: PipelineSpec, scheduler: str | None = None,
             table["workers"] = None
     if workers is not None:
         table["workers"] = workers
+    if shards:
+        table["shards"] = True
     try:
         return ComputeSpec.model_validate(table)
     except ValidationError as error:

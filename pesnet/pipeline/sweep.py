@@ -179,9 +179,10 @@ class SweepResult(NamedTuple):
         return min(done, key=lambda p: p.metrics[key]) if done else None
 
 
-def _prepare_features(pipeline, points_pipelines, run_dir: Path, cluster, progress, out):
-    """Ingest and featurize once (skipped when up to date), on the cluster, by the step
-    engine."""
+def _prepare_features(pipeline, points_pipelines, run_dir: Path, cluster, progress, out,
+                      shards: bool = False):
+    """Ingest and featurize once (skipped when up to date), on the cluster (written as shards
+    with ``shards``), by the step engine."""
     from pesnet.pipeline.spec import Pipeline
     from pesnet.pipeline.steps import Featurize, Ingest
 
@@ -190,7 +191,7 @@ def _prepare_features(pipeline, points_pipelines, run_dir: Path, cluster, progre
                   None)
     spec = (forces or pipeline).spec
     ctx = Context(Pipeline(spec, pipeline.path, pipeline.text), run_dir, StepState(run_dir),
-                  None, progress, executor=DaskExecutor(cluster=cluster))
+                  None, progress, executor=DaskExecutor(cluster=cluster, shards=shards))
 
     def report(k, n, outcome, error) -> None:
         if outcome.status == "up to date":
@@ -276,7 +277,8 @@ def run_sweep(pipeline, grid: dict, compute, run_dir=None, tracking: bool = True
                                               compute.retries) as cluster:
         print(f"pesnet sweep {pipeline.name}: {len(points)} points on {cluster.describe()}",
               file=out, flush=True)
-        files = _prepare_features(pipeline, pipelines, run_dir, cluster, progress, out)
+        files = _prepare_features(pipeline, pipelines, run_dir, cluster, progress, out,
+                                  compute.shards)
         uri = resolve_tracking_uri(tracking_uri) if tracking else None
         recorder = _recorder(uri, pipeline, grid, points, pipelines, err)
         futures = _submit(cluster, pipelines, *files, split)
