@@ -7,10 +7,11 @@ draws, learning-rate schedule and early stopping), so members ``start..stop-1`` 
 the group's members. By default there is one group per worker thread. Every worker reads the
 features and dataset files itself, at the same absolute path: on more than one machine they
 must be on a shared filesystem (a sharded features file is read there too, with its shards
-beside it; a group whose data exceed its memory budget streams them every epoch). A group returns its parameters (a few kB per member) and its
-history; the client joins the groups (:func:`~pesnet.training.trainer.assemble_members`) and
-fits the spread calibration on the validation split over the whole ensemble
-(:func:`~pesnet.training.trainer.calibrate`), as the single-process fit does at its end.
+beside it; a group whose data exceed its memory budget streams them every epoch). A group
+returns its parameters (a few kB per member) and its history; the client joins the groups
+(:func:`~pesnet.training.trainer.assemble_members`) and fits the spread calibration on the
+validation split over the whole ensemble (:func:`~pesnet.training.trainer.calibrate`), as
+the single-process fit does at its end.
 
 Fault tolerance. Each group writes a checkpoint every ``settings.checkpoint_every`` epochs
 (``model.ckpt.members-A-B.h5`` in ``checkpoint_dir``, written atomically); a group whose
@@ -153,7 +154,8 @@ def train_on_cluster(cluster, features_path, settings: TrainSettings | None = No
     token = uuid.uuid4().hex[:12]
     futures = [client.submit(train_group, str(features_path), settings.to_dict(),
                              None if dataset is None else str(dataset), members, checkpoint,
-                             memory_budget_mb, key=f"pesnet-train-{token}-members-{members[0]}-{members[1]}",
+                             memory_budget_mb,
+                             key=f"pesnet-train-{token}-members-{members[0]}-{members[1]}",
                              retries=cluster.retries, pure=False)
                for members, checkpoint in zip(ranges, checkpoints)]
     bar = None
