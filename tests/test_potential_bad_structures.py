@@ -192,3 +192,23 @@ def test_predict_and_the_calculator_refuse_what_is_not_a_structure(copper_potent
     for threads in (0, -1, "2", 1.5, True):
         with pytest.raises(CalculatorSetupError, match="blas_threads must be a positive"):
             PESNetCalculator(copper_potential, blas_threads=threads)
+
+
+def test_an_atom_overlapping_its_own_images_is_refused_not_allocated(copper_potential):
+    """Found by the hypothesis suite: one atom in a 6e-5 Å cell periodic along z has ~10⁵
+    images within the cutoff, and the angular terms asked for 90 GiB."""
+    atoms = Atoms("Cu", positions=[[0, 0, 0]], cell=np.eye(3) * 6.103515625e-05,
+                  pbc=[False, False, True])
+    atoms.calc = PESNetCalculator(copper_potential)
+    with pytest.raises(InputError, match=r"^atom 0 has [\d,]+ neighbours within [\d.]+ Å "
+                                         r"\(limit 2,000\): atoms overlap"):
+        atoms.get_potential_energy()
+    with pytest.raises(InputError, match="limit 2,000"):
+        copper_potential.predict(atoms)
+
+
+def test_a_dense_but_physical_structure_is_still_answered(copper_potential):
+    """Compressed fcc Cu at half its volume is far below the neighbour limit."""
+    atoms = bulk("Cu", "fcc", a=3.6 * 0.5 ** (1 / 3), cubic=True).repeat(3)
+    atoms.calc = PESNetCalculator(copper_potential)
+    assert np.isfinite(atoms.get_forces()).all()

@@ -25,8 +25,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pesnet.errors import ConfigurationError
+from pesnet.errors import ConfigurationError, InputError
 from pesnet.neighbours import neighbour_pairs
+
+#: Most neighbours one atom may have within a pair list's reach. Matter at ten times a
+#: metal's density (~1 atom/Å³) has ~900 within 6 Å; beyond this limit atoms overlap each
+#: other or their own periodic images (a cell vector of 1e-4 Å gives 10⁵ images in reach),
+#: and the angular terms, quadratic in the neighbours (~0.5 GB at this limit), would
+#: exhaust memory instead of answering.
+MAX_NEIGHBOURS = 2000
 
 
 class Geometry(NamedTuple):
@@ -202,10 +209,19 @@ def check_distinct_positions(pairs: PairList, d: np.ndarray, where=None) -> None
 def build_pairs(atoms, reach: float, element: np.ndarray, n_elements: int) -> PairList:
     """A :class:`PairList` of ``atoms`` with every pair closer than ``reach`` (Å).
 
-    ``element`` (n_atoms,) is each atom's element index (0 … n_elements − 1).
+    ``element`` (n_atoms,) is each atom's element index (0 … n_elements − 1). An atom with
+    more than :data:`MAX_NEIGHBOURS` neighbours is an :class:`~pesnet.errors.InputError`.
     """
     n = len(atoms)
     i, j, S, reverse = neighbour_pairs(atoms, reach)
+    counts = np.bincount(i, minlength=n)
+    if len(i) and counts.max() > MAX_NEIGHBOURS:
+        k = int(np.argmax(counts))
+        raise InputError(
+            f"atom {k} has {int(counts[k]):,} neighbours within {reach:g} Å (limit "
+            f"{MAX_NEIGHBOURS:,}): atoms overlap each other or their own periodic images "
+            f"(cell {np.asarray(atoms.cell.array).round(6).tolist()}, pbc "
+            f"{np.asarray(atoms.pbc).tolist()})")
     order = _canonical_order(i, j, S, element, n, n_elements)
     pairs = PairList(i[order], j[order], S[order], element, n, reach)
     # the search knows each pair's reverse: carry it through the sort
