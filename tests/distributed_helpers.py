@@ -88,3 +88,29 @@ def assert_same_features(sharded, single, ignore_attrs=()):
                 assert a[group].attrs["count"] == b[group].attrs["count"] > 0
         assert set(a.attrs) == set(b.attrs) | {"shards"}
         assert all(a.attrs[key] == b.attrs[key] for key in set(b.attrs) - set(ignore_attrs))
+
+
+#: a small four-element ACSF set for the cluster tests
+ACSF_PARAMS = dict(cutoff=4.0, g2=[(0.5, 2.5), (1.0, 3.0)], g4=[(0.05, 1.0, 1.0)],
+                   g5=[(0.1, 2.0, -1.0)])
+
+
+def mixed_features(root, prefix: str):
+    """18 configurations (periodic Cu, free ethanol: Cu, H, C, O) ingested into
+    ``root/data.h5`` and featurized in-process with chunks of 4 configurations, with and
+    without derivatives (``root/<prefix>-True.h5``, ``root/<prefix>-False.h5``). Returns
+    the descriptor."""
+    import ase.io
+
+    from pesnet.data.ingest import ingest
+    from pesnet.descriptors import ACSF
+    from pesnet.descriptors.featurize import featurize
+    from tests.conftest import labelled_frames
+
+    ase.io.write(root / "frames.extxyz", labelled_frames(n=18, seed=2))
+    ingest([root / "frames.extxyz"], root / "data.h5")
+    acsf = ACSF(["H", "C", "O", "Cu"], **ACSF_PARAMS)
+    for derivatives in (True, False):
+        featurize(root / "data.h5", root / f"{prefix}-{derivatives}.h5", acsf, derivatives,
+                  chunk_size=4)
+    return acsf

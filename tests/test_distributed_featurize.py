@@ -11,32 +11,17 @@ from pathlib import Path
 import pytest
 
 from pesnet.descriptors import ACSF
-from pesnet.descriptors.featurize import featurize
 from pesnet.distributed.featurize import featurize_on_cluster, featurize_parts
 from pesnet.errors import InputError
-from tests.conftest import labelled_frames
-from tests.distributed_helpers import cluster, sha256  # noqa: F401  (fixture)
-
-ACSF_PARAMS = dict(cutoff=4.0, g2=[(0.5, 2.5), (1.0, 3.0)], g4=[(0.05, 1.0, 1.0)],
-                   g5=[(0.1, 2.0, -1.0)])
+from tests.distributed_helpers import cluster, mixed_features, sha256  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
     """18 configurations (periodic Cu, free ethanol: Cu, H, C, O) and their in-process
     features (value-only and with derivatives) with small chunks, so there are many tasks."""
-    import ase.io
-
-    from pesnet.data.ingest import ingest
-
     root = tmp_path_factory.mktemp("mixed")
-    ase.io.write(root / "frames.extxyz", labelled_frames(n=18, seed=2))
-    ingest([root / "frames.extxyz"], root / "data.h5")
-    acsf = ACSF(["H", "C", "O", "Cu"], **ACSF_PARAMS)
-    for derivatives in (True, False):
-        featurize(root / "data.h5", root / f"local-{derivatives}.h5", acsf, derivatives,
-                  chunk_size=4)
-    return root, acsf
+    return root, mixed_features(root, "local")
 
 
 @pytest.mark.parametrize("derivatives", [True, False])

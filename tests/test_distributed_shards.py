@@ -15,7 +15,6 @@ import h5py
 import numpy as np
 import pytest
 
-from pesnet.descriptors import ACSF
 from pesnet.descriptors.features_file import FeaturesFile
 from pesnet.descriptors.featurize import featurize
 from pesnet.descriptors.shard_index import shard_directory
@@ -25,29 +24,19 @@ from pesnet.errors import DataFormatError, InputError
 from pesnet.training.batch_stream import fits_in_memory
 from pesnet.training.settings import TrainSettings
 from pesnet.training.trainer import train_potential
-from tests.conftest import labelled_frames
-from tests.distributed_helpers import assert_same_features, cluster  # noqa: F401
-
-ACSF_PARAMS = dict(cutoff=4.0, g2=[(0.5, 2.5), (1.0, 3.0)], g4=[(0.05, 1.0, 1.0)],
-                   g5=[(0.1, 2.0, -1.0)])
+from tests.distributed_helpers import (  # noqa: F401  (cluster: fixture)
+    assert_same_features,
+    cluster,
+    mixed_features,
+)
 
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
     """18 configurations (periodic Cu, free ethanol: Cu, H, C, O) and their single-writer
     features with chunks of 4 configurations (so shards of 4 make five shards)."""
-    import ase.io
-
-    from pesnet.data.ingest import ingest
-
     root = tmp_path_factory.mktemp("shards")
-    ase.io.write(root / "frames.extxyz", labelled_frames(n=18, seed=2))
-    ingest([root / "frames.extxyz"], root / "data.h5")
-    acsf = ACSF(["H", "C", "O", "Cu"], **ACSF_PARAMS)
-    for derivatives in (True, False):
-        featurize(root / "data.h5", root / f"single-{derivatives}.h5", acsf, derivatives,
-                  chunk_size=4)
-    return root, acsf
+    return root, mixed_features(root, "single")
 
 
 def test_shard_ranges_start_at_chunk_multiples():
