@@ -198,3 +198,26 @@ def test_a_worker_killed_while_writing_a_shard_loses_nothing(cluster, mixed, tmp
     names = sorted(p.name for p in shard_directory(out).iterdir())
     assert len(names) == 5 and not any(n.endswith(".tmp") for n in names)  # ... and tidy
     cluster.client.wait_for_workers(2, timeout=60)
+
+
+def test_featurize_cli_on_a_local_cluster_with_and_without_shards(mixed, tmp_path, capsys):
+    """``pesnet featurize --scheduler local``: the in-process file, byte for byte; with
+    ``--shards`` the same arrays written by the workers; ``--shards`` alone is refused."""
+    from pesnet.cli.main import main
+    from tests.distributed_helpers import sha256
+
+    root, _ = mixed
+    args = ["featurize", str(root / "data.h5"), "--cutoff", "4", "--chunk-size", "4", "--quiet"]
+    assert main([*args, "-o", str(tmp_path / "here.h5")]) == 0
+    assert main([*args, "-o", str(tmp_path / "returned.h5"), "--scheduler", "local",
+                 "--workers", "1"]) == 0
+    assert sha256(tmp_path / "returned.h5") == sha256(tmp_path / "here.h5")
+    assert main([*args, "-o", str(tmp_path / "sharded.h5"), "--scheduler", "local",
+                 "--workers", "2", "--shards"]) == 0
+    assert shard_directory(tmp_path / "sharded.h5").is_dir()
+    assert_same_features(tmp_path / "sharded.h5", tmp_path / "here.h5")
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "no.h5"), "--shards"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--shards needs --scheduler" in err
+    assert not (tmp_path / "no.h5").exists()

@@ -53,6 +53,16 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     parser.add_argument("--chunk-size", type=int, default=64,
                         help="configurations read from the dataset at a time (default 64)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="compute on a Dask cluster: a scheduler address "
+                        "(tcp://host:8786) or \"local\" (needs pesnet[dask]; the file is "
+                        "identical to an in-process one)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="worker processes of a local cluster (default: one per core)")
+    parser.add_argument("--shards", action="store_true",
+                        help="with --scheduler: every worker writes its features to a shard "
+                        "beside the output instead of returning them to one writer (dataset "
+                        "and output on a filesystem every worker sees)")
     parser.add_argument("--quiet", action="store_true", help="print no summary or progress")
     parser.set_defaults(func=run)
 
@@ -66,6 +76,9 @@ def run(args) -> int:
     from pesnet.fileio import check_output_path
 
     check_output_path(args.output)
+    if (args.shards or args.workers is not None) and args.scheduler is None:
+        option = "--shards" if args.shards else "--workers"
+        raise InputError(f"{option} needs --scheduler (an address or \"local\")")
     if args.chunk_size < 1:
         raise InputError(f"--chunk-size must be at least 1, got {args.chunk_size}")
     if args.descriptor_params is not None:
@@ -78,10 +91,26 @@ def run(args) -> int:
             raise InputError(f"{args.dataset}: the dataset has no atoms")
         descriptor = descriptor_from_params(default_parameters(
             elements, args.cutoff, angular_cutoff=args.angular_cutoff))
-    summary = featurize(args.dataset, args.output, descriptor, derivatives=not args.no_derivatives,
-                        split=args.split, seed=args.seed, derivative_dtype=args.derivative_dtype,
-                        chunk_size=args.chunk_size, progress=not args.quiet)
+    options = dict(derivatives=not args.no_derivatives, split=args.split, seed=args.seed,
+                   derivative_dtype=args.derivative_dtype, chunk_size=args.chunk_size,
+                   progress=not args.quiet)
+    if args.scheduler is None:
+        summary = featurize(args.dataset, args.output, descriptor, **options)
+    else:
+        summary = _featurize_on_cluster(args, descriptor, options)
     if not args.quiet:
         print(f"descriptor: {descriptor!r}")
         print(summary.format())
     return 0
+
+
+def _featurize_on_cluster(args, descriptor, options):
+    """The features computed on the Dask cluster of ``--scheduler``: returned to this
+    process and written here, or with ``--shards`` written as shards by the workers."""
+    from pesnet.distributed.cluster import open_cluster
+    from pesnet.distributed.featurize import featurize_on_cluster
+    from pesnet.distributed.shards import featurize_sharded
+
+    compute = featurize_sharded if args.shards else featurize_on_cluster
+    with open_cluster(args.scheduler, args.workers) as cluster:
+        return compute(cluster, args.dataset, args.output, descriptor, **options)
