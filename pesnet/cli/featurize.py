@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pesnet.cli.compute_options import add_compute_arguments
 from pesnet.errors import InputError
 
 
@@ -53,16 +54,13 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     parser.add_argument("--chunk-size", type=int, default=64,
                         help="configurations read from the dataset at a time (default 64)")
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="compute on a Dask cluster: a scheduler address "
-                        "(tcp://host:8786) or \"local\" (needs pesnet[dask]; the file is "
-                        "identical to an in-process one)")
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="worker processes of a local cluster (default: one per core)")
-    parser.add_argument("--shards", action="store_true",
-                        help="with --scheduler: every worker writes its features to a shard "
-                        "beside the output instead of returning them to one writer (dataset "
-                        "and output on a filesystem every worker sees)")
+    add_compute_arguments(
+        parser,
+        "compute on a Dask cluster: a scheduler address (tcp://host:8786) or \"local\" "
+        "(needs pesnet[dask]; the file is identical to an in-process one)",
+        "with --scheduler: every worker writes its features to a shard beside the output "
+        "instead of returning them to one writer (dataset and output on a filesystem every "
+        "worker sees)")
     parser.add_argument("--quiet", action="store_true", help="print no summary or progress")
     parser.set_defaults(func=run)
 

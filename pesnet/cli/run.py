@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pesnet.cli.compute_options import add_compute_arguments
 from pesnet.cli.tracking_options import add_tracking_arguments, tracking_from_args
 
 
@@ -25,17 +26,14 @@ def register(subparsers) -> None:
                         help="directory for the run's files (default: runs/NAME)")
     parser.add_argument("--force", action="store_true", help="rerun every step")
     add_tracking_arguments(parser, "do not log to MLflow (the log and register steps are off)")
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="featurize and train on a Dask cluster: a scheduler address "
-                        "(tcp://host:8786) or \"local\" (overrides the spec's [compute]; needs "
-                        "pesnet[dask]; results are identical to an in-process run)")
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="worker processes of a local cluster (default: one per core)")
-    parser.add_argument("--shards", action="store_true",
-                        help="on the cluster, every worker writes its features to a shard "
-                        "beside features.h5 instead of returning them to one writer (the run "
-                        "directory must be on a filesystem every worker sees); as [compute] "
-                        "shards = true")
+    add_compute_arguments(
+        parser,
+        "featurize and train on a Dask cluster: a scheduler address (tcp://host:8786) or "
+        "\"local\" (overrides the spec's [compute]; needs pesnet[dask]; results are "
+        "identical to an in-process run)",
+        "on the cluster, every worker writes its features to a shard beside features.h5 "
+        "instead of returning them to one writer (the run directory must be on a filesystem "
+        "every worker sees); as [compute] shards = true")
     parser.set_defaults(func=run)
 
 

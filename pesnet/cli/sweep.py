@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pesnet.cli.compute_options import add_compute_arguments
 from pesnet.cli.tracking_options import add_tracking_arguments, tracking_from_args
 
 
@@ -23,14 +24,11 @@ def register(subparsers) -> None:
                         help="values of one [model], [ensemble] or [train] key, as TOML "
                         "(repeat for more keys), e.g. train.learning_rate=1e-3,5e-3 or "
                         "model.hidden=[16],[32,32]")
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="Dask scheduler address (tcp://host:8786) or \"local\" "
-                        "(default: the spec's [compute], else local)")
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="worker processes of a local cluster (default: one per core)")
-    parser.add_argument("--shards", action="store_true",
-                        help="workers write the features as shards beside features.h5 "
-                        "(as [compute] shards = true)")
+    add_compute_arguments(
+        parser,
+        "Dask scheduler address (tcp://host:8786) or \"local\" (default: the spec's "
+        "[compute], else local)",
+        "workers write the features as shards beside features.h5 (as [compute] shards = true)")
     parser.add_argument("--run-dir", type=Path,
                         help="directory for the sweep's files (default: runs/NAME-sweep)")
     add_tracking_arguments(parser)
