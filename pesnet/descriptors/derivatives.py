@@ -40,9 +40,19 @@ def bond_to_blocks(centre: np.ndarray, neighbour: np.ndarray, bond_grad: np.ndar
     self_keys = np.arange(n_atoms, dtype=np.int64) * (n_atoms + 1)
     pair_keys = centre.astype(np.int64) * n_atoms + neighbour
     keys, inverse = np.unique(np.concatenate([pair_keys, self_keys]), return_inverse=True)
-    # Each bond adds g to its (i, j) block and -g to its (i, i) block.
-    blocks = _sum_rows(inverse[:n_bonds], len(keys), flat)
-    blocks[inverse[n_bonds:]] -= _sum_rows(centre, n_atoms, flat)
+    if (centre == neighbour).any():
+        # an image of the centre itself: its +g and −g meet in the (i, i) block
+        blocks = _sum_rows(inverse[:n_bonds], len(keys), flat)
+        blocks[inverse[n_bonds:]] -= _sum_rows(centre, n_atoms, flat)
+    else:
+        # Each bond adds g to its (i, j) row and −g to its (i, i) row, in one product whose
+        # rows read only their centre's bonds: (i, i) = 0 − g_1 − g_2 …, the same numbers
+        # as 0 − (g_1 + g_2 + …)
+        rows = np.concatenate([inverse[:n_bonds], inverse[n_bonds:][centre]])
+        weights = np.concatenate([np.ones(n_bonds), np.full(n_bonds, -1.0)])
+        columns = np.tile(np.arange(n_bonds), 2)
+        matrix = sparse.csr_matrix((weights, (rows, columns)), shape=(len(keys), n_bonds))
+        blocks = np.asarray(matrix @ flat)
     return keys // n_atoms, keys % n_atoms, blocks.reshape(len(keys), n_features, 3)
 
 
@@ -54,12 +64,19 @@ def strain_from_bonds(centre: np.ndarray, D: np.ndarray, bond_grad: np.ndarray,
     """
     n_bonds, n_features = bond_grad.shape[:2]
     flat = bond_grad.reshape(n_bonds, 3 * n_features)
-    # Bonds are sorted by centre: the CSR structure is known, only the weights change.
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(centre, minlength=n_atoms))])
-    matrix = sparse.csr_matrix((np.ones(n_bonds), np.arange(n_bonds), indptr),
-                               shape=(n_atoms, n_bonds))
-    strain = np.empty((n_atoms, 3 * n_features, 3))
-    for b in range(3):
-        matrix.data = np.ascontiguousarray(D[:, b], dtype=float)
-        strain[:, :, b] = matrix @ flat
-    return strain.reshape(n_atoms, n_features, 3, 3)
+    # Bonds are sorted by centre, so the CSR structure is known: row 3i + b holds centre i's
+    # bonds weighted by (D)_b, and one product reads each centre's bonds once for all three b.
+    counts = np.bincount(centre, minlength=n_atoms)
+    starts = np.cumsum(counts) - counts
+    indptr = np.empty(3 * n_atoms + 1, dtype=np.int64)
+    indptr[:-1] = (3 * starts[:, None] + np.arange(3) * counts[:, None]).reshape(-1)
+    indptr[-1] = 3 * n_bonds
+    slot = 3 * starts[centre] + np.arange(n_bonds) - starts[centre]        # (n_bonds,)
+    where = slot[None, :] + np.arange(3)[:, None] * counts[centre][None, :]  # (3, n_bonds)
+    indices = np.empty(3 * n_bonds, dtype=np.int64)
+    indices[where] = np.arange(n_bonds)
+    data = np.empty(3 * n_bonds)
+    data[where] = np.asarray(D, dtype=float).T
+    matrix = sparse.csr_matrix((data, indices, indptr), shape=(3 * n_atoms, n_bonds))
+    strain = np.asarray(matrix @ flat).reshape(n_atoms, 3, n_features, 3)   # [i, b, f, a]
+    return np.ascontiguousarray(strain.transpose(0, 2, 3, 1))
