@@ -4,12 +4,17 @@ default path."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
+import pesnet.pipeline.engine as engine
 from pesnet.cli.main import main
 from pesnet.errors import InputError
 from pesnet.pipeline.runner import run_pipeline
@@ -72,17 +77,30 @@ def test_cluster_run_writes_the_in_process_files(cluster, cu_features, tmp_path,
     assert not again.did_work
 
 
-def test_cluster_run_with_shards(cluster, cu_features, tmp_path, capsys):  # noqa: F811
+def test_cluster_run_with_shards(cluster, cu_features, tmp_path, capsys,  # noqa: F811
+                                 monkeypatch):
     """``--shards``: the workers write features.shards/ beside features.h5, the arrays are
-    the in-process ones, the model equal to rounding (the statistics were merged by shard)."""
+    the in-process ones, the model equal to rounding (the statistics were merged by shard);
+    the shards are featurize outputs, hashed by the workers, and one edited in place at the
+    same size makes the run featurize again."""
     spec = write_spec(tmp_path / "tiny.toml", cu_features / "cu.extxyz", epochs=3)
     pipeline = load_spec(spec)
     here = run_pipeline(pipeline, run_dir=tmp_path / "here", tracking=False, progress=False)
+    hashed = []
+    client_hash = engine.sha256_file
+    monkeypatch.setattr(engine, "sha256_file", lambda path: hashed.append(path) or
+                        client_hash(path))
     code = main(["run", str(spec), "--run-dir", str(tmp_path / "there"), "--no-tracking",
                  "--quiet", "--scheduler", cluster.address, "--shards"])
     capsys.readouterr()
     assert code == 0 and here.ok
-    assert list((tmp_path / "there" / "features.shards").glob("*.h5"))
+    shards = sorted((tmp_path / "there" / "features.shards").glob("*.h5"))
+    assert shards
+    assert not [p for p in hashed if Path(p).parent.name == "features.shards"]  # workers hashed
+    state = json.loads((tmp_path / "there" / "state.json").read_text())
+    recorded = {Path(p): d for p, d in state["steps"]["featurize"]["outputs"].values()}
+    assert {p.resolve() for p in shards} <= {p.resolve() for p in recorded}
+    assert all(recorded[p] == sha256(p) for p in recorded)
     assert_same_features(tmp_path / "there" / "features.h5", tmp_path / "here" / "features.h5",
                          ignore_attrs={"dataset"})
     a, b = (load_model(tmp_path / d / "model.h5") for d in ("there", "here"))
@@ -91,6 +109,17 @@ def test_cluster_run_with_shards(cluster, cu_features, tmp_path, capsys):  # noq
                                    atol=1e-12)
     again = run_pipeline(pipeline, run_dir=tmp_path / "there", tracking=False, progress=False)
     assert not again.did_work
+    # one derivative block of one shard changed, the file's size unchanged
+    size = shards[0].stat().st_size
+    with h5py.File(shards[0], "r+") as f:
+        f["derivatives/blocks"][0, 0, 0] += 1.0
+    assert shards[0].stat().st_size == size
+    code = main(["run", str(spec), "--run-dir", str(tmp_path / "there"), "--no-tracking",
+                 "--quiet", "--scheduler", cluster.address, "--shards"])
+    last_run = capsys.readouterr().out.split("compute on Dask")[-1]
+    assert code == 0 and re.search(r"featurize \.+ \d+ configurations", last_run)
+    assert_same_features(tmp_path / "there" / "features.h5", tmp_path / "here" / "features.h5",
+                         ignore_attrs={"dataset"})
 
 
 def test_unreachable_scheduler_is_one_line(cu_features, tmp_path, capsys, monkeypatch):

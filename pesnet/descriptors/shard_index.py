@@ -10,8 +10,11 @@ environment variable, if set, takes precedence).
 
 Why an explicit check: HDF5 fills the rows of a missing source file with the fill value
 without an error, so a deleted shard would train on zeros. The root attribute ``shards``
-records every shard (JSON list of ``{"file", "bytes", "configs": [first, stop]}``) and
-:func:`check_shards` stats each one when the features are opened (one ``stat`` per shard).
+records every shard (JSON list of ``{"file", "bytes", "sha256", "configs": [first, stop]}``;
+``sha256``, the digest its writer took, is absent in files written before it was recorded)
+and :func:`check_shards` stats each one when the features are opened (one ``stat`` per shard).
+The pipeline records every shard among the featurize step's outputs (:func:`shard_files`), so
+a shard edited in place, even at the same size, makes the step stale.
 """
 
 from __future__ import annotations
@@ -48,6 +51,17 @@ def shard_records(attrs) -> list[dict] | None:
     if SHARDS_ATTR not in attrs:
         return None
     return json.loads(attrs[SHARDS_ATTR])
+
+
+def shard_files(path) -> list[tuple[Path, str | None]]:
+    """(path, writer's SHA-256 or None) of every shard of the features file ``path``; empty
+    for a plain file."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        records = shard_records(f.attrs) or []
+    directory = Path(path).parent
+    return [(directory / record["file"], record.get("sha256")) for record in records]
 
 
 def check_shards(path, attrs) -> None:

@@ -43,7 +43,7 @@ from pesnet.descriptors.features_writer import (
 from pesnet.descriptors.featurize import featurize_batch
 from pesnet.descriptors.shard_index import SHARDS_ATTR
 from pesnet.errors import InputError
-from pesnet.fileio import atomic_output
+from pesnet.fileio import atomic_output, sha256_file
 
 #: format name of a shard file (a shard alone is not a features file)
 SHARD_FORMAT = "pesnet-features-shard"
@@ -58,6 +58,8 @@ class ShardSummary(NamedTuple):
     ``element_offsets``: {Z: (n_s + 1,)} local element rows per configuration;
     ``block_offsets``: (n_s + 1,) local derivative blocks, or None without derivatives.
     ``stats``: {Z: (count, mean (F,), M2 (F,))} over the shard's training-split atoms.
+    ``sha256``: the shard file's digest, taken by the worker that wrote it (so the pipeline
+    can tell an edited shard without the client reading every shard).
     """
 
     file: str
@@ -70,6 +72,7 @@ class ShardSummary(NamedTuple):
     element_offsets: dict
     block_offsets: np.ndarray | None
     stats: dict
+    sha256: str
 
 
 def _mapped_names(descriptor, derivatives: bool) -> list[str]:
@@ -125,7 +128,8 @@ def write_shard(dataset, shard, name: str, descriptor, first: int, stop: int, tr
             block_offsets = f["derivatives/offsets"][:] if derivatives else None
     return ShardSummary(name, first, stop - first, int(offsets[-1]), n_blocks,
                         Path(shard).stat().st_size, arrays, element_offsets, block_offsets,
-                        {z: (s.count, s.mean, s.m2) for z, s in stats.items()})
+                        {z: (s.count, s.mean, s.m2) for z, s in stats.items()},
+                        sha256_file(shard))
 
 
 def merge_stats(summaries, descriptor) -> dict:
@@ -214,6 +218,6 @@ def write_index(output, dataset, descriptor, summaries, offsets, split_info, n_t
                 "offsets", data=_rebased([s.block_offsets for s in summaries]))
         finish(f, descriptor, stats, dataset, split_info, n_train)
         f.attrs[SHARDS_ATTR] = json.dumps(
-            [{"file": s.file, "bytes": s.n_bytes,
+            [{"file": s.file, "bytes": s.n_bytes, "sha256": s.sha256,
               "configs": [s.first_config, s.first_config + s.n_configs]} for s in summaries])
     return sum(s.n_blocks for s in summaries)

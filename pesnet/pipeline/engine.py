@@ -65,6 +65,13 @@ class StepState:
         self.files[str(path.resolve())] = [*stamp, value]
         return value
 
+    def remember(self, path, digest: str) -> None:
+        """Take ``digest`` as the SHA-256 of ``path`` as it is now (size and mtime), e.g. one
+        its writer computed, so that recording it does not read the file again."""
+        path = Path(path)
+        stat = path.stat()
+        self.files[str(path.resolve())] = [stat.st_size, stat.st_mtime_ns, digest]
+
     def entry(self, step: str) -> dict | None:
         return self.steps.get(step)
 

@@ -138,7 +138,22 @@ class Featurize(Step):
             progress=ctx.progress)
         return StepResult(f"{summary.n_configs} configurations, {summary.n_features} features "
                           f"({descriptor.cutoff:g} Å cutoff), {summary.file_bytes / 1e6:.0f} MB",
-                          self.outputs(ctx), {"n_features": summary.n_features})
+                          {**self.outputs(ctx), **_shard_outputs(ctx)},
+                          {"n_features": summary.n_features})
+
+
+def _shard_outputs(ctx) -> dict:
+    """The shards of a sharded ``features.h5`` as step outputs (none for a plain file), their
+    digests those the workers took: a shard edited in place makes featurize stale, and the
+    client never reads the shards to hash them."""
+    from pesnet.descriptors.shard_index import shard_files
+
+    outputs = {}
+    for path, digest in shard_files(ctx.path("features.h5")):
+        if digest is not None:
+            ctx.state.remember(path, digest)
+        outputs[f"shard {path.name}"] = path
+    return outputs
 
 
 def _training_callbacks(ctx, settings):
