@@ -4,14 +4,18 @@ Writers produce their output in a temporary file in the destination's directory 
 over the destination only when everything succeeded (``os.replace`` is atomic on POSIX when
 both paths are on one file system, which the same directory guarantees). One process at a time
 holds a :func:`file_lock` (an exclusive ``flock``; the kernel releases it if the process dies).
+A write that runs out of room (disk full, quota, file size limit; from the OS or through HDF5)
+becomes one :class:`~pesnet.errors.InputError` naming the output and the free space left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -52,10 +56,64 @@ def atomic_output(path, suffix: str | None = None):
             os.replace(tmp, path)
         except OSError as error:
             raise InputError(f"{path}: cannot write here ({error.strerror or error})") from None
-    except BaseException:
+    except BaseException as error:
+        written = tmp.stat().st_size if tmp.exists() else 0
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        what = no_room(error)
+        if what is not None:
+            # HDF5 crashes (SIGSEGV) when the objects of a file it could not write are
+            # deallocated, or at exit: the error keeps them (through its traceback's frames)
+            # until the command line leaves without exit handlers
+            _WRITES_OUT_OF_ROOM.append(error)
+            where = ("" if what != _NO_ROOM[errno.ENOSPC] else f" (file system of {directory}: "
+                     f"{format_bytes(shutil.disk_usage(directory).total)})")
+            raise InputError(f"{path}: {what} after {format_bytes(written)}{where}; nothing "
+                             "was written") from None
         raise
+
+
+#: errno of a write refused for lack of room, and how to say it
+_NO_ROOM = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EFBIG: "the file outgrew the size this process may write (ulimit -f)"}
+#: the errors of writes that ran out of room in this process (:func:`write_ran_out_of_room`)
+_WRITES_OUT_OF_ROOM: list[BaseException] = []
+
+
+def no_room(error: BaseException) -> str | None:
+    """What ran out if ``error`` is a write refused for lack of room (disk full, quota, file
+    size limit; from the OS, or through HDF5, which names the errno in its message), else
+    None."""
+    if not isinstance(error, (OSError, RuntimeError)):
+        return None
+    code = getattr(error, "errno", None)
+    if code in _NO_ROOM:
+        return _NO_ROOM[code]
+    text = str(error)
+    return next((what for code, what in _NO_ROOM.items() if f"errno = {code}," in text), None)
+
+
+def write_ran_out_of_room() -> bool:
+    """Whether an output of this process ran out of room. HDF5 then holds a file it can
+    neither flush nor close and crashes (SIGSEGV) when its objects are freed or in its own
+    exit handler, so the command line leaves without exit handlers
+    (:func:`pesnet.cli.main.entry`)."""
+    return bool(_WRITES_OUT_OF_ROOM)
+
+
+def free_bytes(directory) -> int:
+    """Bytes free to this user on the file system of ``directory``."""
+    return shutil.disk_usage(directory).free
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in the largest unit that keeps the number ≥ 1 (B, kB, MB, GB, TB; powers
+    of 1000)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} TB"
 
 
 @contextlib.contextmanager

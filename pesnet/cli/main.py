@@ -115,5 +115,33 @@ def main(argv=None) -> int:
         return 128 + signal.SIGPIPE
 
 
+def entry() -> None:
+    """The ``pesnet`` command: :func:`main`, then exit with its code. After an output ran out
+    of room HDF5 holds a file it can neither flush nor close and crashes (SIGSEGV) in its exit
+    handler: then the streams are flushed and the process leaves at once with the code. The
+    same HDF5 objects, freed on the way, report their failed flushes as "exception ignored"
+    tracebacks: those are dropped (the command's one-line error says it)."""
+    sys.unraisablehook = _without_no_room(sys.unraisablehook)
+    sys.excepthook = _without_no_room(sys.excepthook)   # Cython prints them through it too
+    code = main()
+    fileio = sys.modules.get("pesnet.fileio")   # not imported: nothing was written
+    if fileio is not None and fileio.write_ran_out_of_room():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _without_no_room(hook):
+    """``hook`` (``sys.unraisablehook`` or ``sys.excepthook``), silent for writes refused
+    for lack of room."""
+    def quiet(*args):
+        error = args[1] if len(args) == 3 else args[0].exc_value
+        fileio = sys.modules.get("pesnet.fileio")
+        if fileio is None or fileio.no_room(error) is None:
+            hook(*args)
+    return quiet
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

@@ -18,13 +18,15 @@ and σ = √(M2 / n) (the population standard deviation).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from ase.data import chemical_symbols
 
 from pesnet import __version__
 from pesnet.descriptors.features_file import FORMAT_NAME, FORMAT_VERSION
-from pesnet.fileio import sha256_file
+from pesnet.errors import InputError
+from pesnet.fileio import format_bytes, free_bytes, sha256_file
 
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 #: buffered derivative floats (~32 MB in float32) before a flush
@@ -149,21 +151,63 @@ def open_output(f, descriptor, offsets, derivatives, dtype, first_row: int = 0) 
     return out
 
 
-def write_all(out, computed, descriptor, train, stats, bar=None, first_config: int = 0) -> int:
+class DiskRoom:
+    """Stops a features write that will not fit its disk as soon as that is clear, not when
+    the disk fills hours later: after each computed pass, the bytes per atom so far times the
+    atoms not yet written, against the space free in the output's directory."""
+
+    def __init__(self, output, n_atoms: int):
+        self.output, self.n_atoms = Path(output), int(n_atoms)
+
+    def check(self, bytes_seen: int, atoms_seen: int, atoms_written: int) -> None:
+        """Raise :class:`InputError` if the atoms not yet written, at the bytes per atom of
+        the ``atoms_seen`` computed so far, exceed the free space."""
+        remaining = self.n_atoms - atoms_written
+        if atoms_seen <= 0 or remaining <= 0:
+            return
+        per_atom = bytes_seen / atoms_seen
+        free = free_bytes(self.output.parent)
+        if per_atom * remaining > free:
+            raise InputError(
+                f"{self.output}: will not fit the disk: ~{format_bytes(per_atom * remaining)} "
+                f"more for the remaining {remaining:,} atoms ({format_bytes(per_atom)} per "
+                f"atom so far), {format_bytes(free)} free in {self.output.parent}: free "
+                "space, write elsewhere, or store the derivatives as float16 (derivative "
+                "dtype), about half the size; nothing was written")
+
+
+def write_all(out, computed, descriptor, train, stats, bar=None, first_config: int = 0,
+              room: DiskRoom | None = None) -> int:
     """Append the ``(part, ChunkFeatures)`` pairs of ``computed`` in order, flushing whenever
     the buffered derivative floats pass :data:`FLUSH_FLOATS`; returns blocks written.
     ``train[k - first_config]`` says whether configuration k is in the training split (its
-    atoms go into ``stats``, {Z: :class:`RunningStats`})."""
+    atoms go into ``stats``, {Z: :class:`RunningStats`}); ``room`` checks after each pass
+    that the rest will fit the disk."""
     n_blocks, buffer, buffered = 0, [], 0
+    bytes_seen = atoms_seen = atoms_written = 0
     for part, chunk in computed:
         buffer.append((part, chunk))
         buffered += 0 if chunk.blocks is None else chunk.blocks.size
+        bytes_seen += _nbytes(chunk)
+        atoms_seen += len(part.numbers)
+        if room is not None:
+            room.check(bytes_seen, atoms_seen, atoms_written)
         if buffered >= FLUSH_FLOATS:
             n_blocks += flush(out, buffer, descriptor, train, stats, first_config)
+            atoms_written = atoms_seen
             buffer, buffered = [], 0
         if bar is not None:
             bar.update(len(part))
     return n_blocks + flush(out, buffer, descriptor, train, stats, first_config)
+
+
+def _nbytes(chunk) -> int:
+    """Bytes a chunk adds to the file, uncompressed (indices stored as int32)."""
+    total = chunk.values.nbytes
+    for name in ("blocks", "strain"):
+        array = getattr(chunk, name)
+        total += 0 if array is None else array.nbytes
+    return total + (0 if chunk.centre is None else 8 * len(chunk.centre))
 
 
 def flush(out, buffer, descriptor, train, stats, first_config: int = 0) -> int:

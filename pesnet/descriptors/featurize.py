@@ -26,6 +26,7 @@ from pesnet.descriptors.bond_descriptor import BondDescriptor, FlatResult
 from pesnet.descriptors.defaults import default_acsf
 from pesnet.descriptors.features_file import symmetric_strain
 from pesnet.descriptors.features_writer import (
+    DiskRoom,
     RunningStats,
     finish,
     open_output,
@@ -222,7 +223,8 @@ def featurize(dataset, output, descriptor=None, derivatives: bool = True,
                 out = open_output(f, descriptor, ds.offsets, derivatives, dtype)
                 computed = (map_batches or _map_local)(
                     descriptor, passes_of(ds, chunk_size), derivatives, dataset, dtype)
-                n_blocks = write_all(out, computed, descriptor, train, stats, bar)
+                n_blocks = write_all(out, computed, descriptor, train, stats, bar,
+                                     room=DiskRoom(output, ds.n_atoms_total))
                 finish(f, descriptor, stats, dataset, split_info, int(train.sum()))
         finally:
             if bar is not None:

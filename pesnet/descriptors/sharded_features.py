@@ -34,6 +34,7 @@ from ase.data import chemical_symbols
 
 from pesnet.data import Dataset
 from pesnet.descriptors.features_writer import (
+    DiskRoom,
     RunningStats,
     finish,
     open_output,
@@ -112,7 +113,8 @@ def write_shard(dataset, shard, name: str, descriptor, first: int, stop: int, tr
                               first_row=int(ds.offsets[first]))
             computed = ((part, featurize_batch(descriptor, part, derivatives, source, dtype))
                         for part in passes_of(ds, chunk_size, first, stop))
-            n_blocks = write_all(out, computed, descriptor, train, stats, first_config=first)
+            n_blocks = write_all(out, computed, descriptor, train, stats, first_config=first,
+                                 room=DiskRoom(shard, int(offsets[-1])))
             for z in descriptor.elements:
                 group = f[f"elements/{chemical_symbols[z]}"]
                 group.create_dataset("mean", data=stats[z].mean)
