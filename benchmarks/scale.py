@@ -18,8 +18,12 @@ that the streamed fit's memory does not grow with N. Sizes above ``--max-generat
 ingesting the largest generated file several times (same cost per atom, no hour of EMT MD).
 Generated files are kept in ``--workdir`` (default: a temporary directory) and reused.
 
-The last line is JSON: ``ingest_configs_per_s``, ``featurize_atoms_per_s`` and
-``features_bytes_per_atom`` (largest size), ``train_peak_rss_mb_<N>`` and ``train_epoch_s_<N>``
+``--also-compiled`` featurizes each size a second time with ``--engine compiled`` (the Numba
+loop; its file is deleted, training uses the default engine's).
+
+The last line is JSON: ``ingest_configs_per_s``, ``featurize_atoms_per_s`` (and with
+``--also-compiled`` ``featurize_compiled_atoms_per_s``) and ``features_bytes_per_atom``
+(largest size), ``train_peak_rss_mb_<N>`` and ``train_epoch_s_<N>``
 (best epoch) per size, ``read_ms_random_batch_<N>`` and ``read_ms_sequential_batch_<N>``
 (reading one batch of the fit's plan, i.e. four random configurations, vs four neighbours:
 whether the order of reads matters on the features file's chunks), ``memory_budget_mb``,
@@ -126,6 +130,8 @@ def main(argv=None) -> int:
     parser.add_argument("--also-streamed", action="store_true",
                         help="fit the smallest size a second time, streamed")
     parser.add_argument("--workdir", type=Path, help="keep the data here (default: temporary)")
+    parser.add_argument("--also-compiled", action="store_true",
+                        help="featurize each size a second time with --engine compiled (Numba)")
     parser.add_argument("--derivative-dtype", choices=("float16", "float32"), default="float32",
                         help="storage type of the features' derivatives (default float32)")
     args = parser.parse_args(argv)
@@ -156,6 +162,15 @@ def main(argv=None) -> int:
             featurize_s, _, _ = child([*pesnet, "featurize", str(dataset), "-o", str(features),
                                        "--cutoff", "5", "--derivative-dtype",
                                        args.derivative_dtype, "--quiet"], env)
+            compiled_s = None
+            if args.also_compiled:
+                other = work / f"features_{tag}_compiled.h5"
+                other.unlink(missing_ok=True)
+                compiled_s, _, _ = child([*pesnet, "featurize", str(dataset), "-o", str(other),
+                                          "--cutoff", "5", "--derivative-dtype",
+                                          args.derivative_dtype, "--engine", "compiled",
+                                          "--quiet"], env)
+                other.unlink()
             import h5py
 
             with h5py.File(features, "r") as f:
@@ -174,6 +189,7 @@ def main(argv=None) -> int:
                 read_random, read_sequential = read_costs(ff, split.train)
             row = dict(n=n_configs, atoms=n_atoms, gen_s=gen_s, ingest=n_configs / ingest_s,
                        featurize=n_atoms / featurize_s,
+                       compiled=None if compiled_s is None else n_atoms / compiled_s,
                        bytes_atom=features.stat().st_size / n_atoms,
                        mode="held" if held else "streamed", setup_s=fit["setup_s"],
                        epoch_s=min(fit["epoch_s"]), rss_mb=rss_mb,
@@ -200,6 +216,9 @@ def main(argv=None) -> int:
     print(f"{'configs':>8} {'atoms':>9} {'ingest/s':>9} {'atoms/s':>8} {'B/atom':>7} "
           f"{'mode':>9} {'setup s':>8} {'epoch s':>8} {'µs/atom':>8} {'peak MB':>8} "
           f"{'read ms':>8} {'seq ms':>7}")
+    if rows[0]["compiled"] is not None:
+        print("featurize with --engine compiled: " + ", ".join(
+            f"{r['n']} configs {r['compiled']:.0f} atoms/s" for r in rows if r["compiled"]))
     for r in rows:
         print(f"{r['n']:>8} {r['atoms']:>9} {r['ingest']:>9.0f} {r['featurize']:>8.0f} "
               f"{r['bytes_atom']:>7.0f} {r['mode']:>9} {r['setup_s']:>8.1f} "
@@ -208,6 +227,8 @@ def main(argv=None) -> int:
     largest = max(rows, key=lambda r: r["n"])
     headline = {"ingest_configs_per_s": round(largest["ingest"], 1),
                 "featurize_atoms_per_s": round(largest["featurize"], 1),
+                **({"featurize_compiled_atoms_per_s": round(largest["compiled"], 1)}
+                   if largest["compiled"] is not None else {}),
                 "features_bytes_per_atom": round(largest["bytes_atom"], 1),
                 "derivative_dtype": args.derivative_dtype,
                 **headline, "memory_budget_mb": DEFAULT_MEMORY_BUDGET_MB,

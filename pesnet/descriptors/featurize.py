@@ -22,6 +22,7 @@ from ase import Atoms
 
 from pesnet.data import Dataset, split_indices
 from pesnet.data.split import Split, fixed_split
+from pesnet.descriptors.acsf_kernel import check_engine
 from pesnet.descriptors.bond_descriptor import BondDescriptor, FlatResult
 from pesnet.descriptors.defaults import default_acsf
 from pesnet.descriptors.features_file import symmetric_strain
@@ -201,6 +202,7 @@ def featurize(dataset, output, descriptor=None, derivatives: bool = True,
     """
     started = time.perf_counter()
     dtype = derivative_storage(derivative_dtype)
+    check_engine(descriptor if descriptor is not None else acsf)
     dataset = Path(dataset)
     if Path(output).resolve() == dataset.resolve():
         raise InputError(f"{output}: the features file must not overwrite its dataset")

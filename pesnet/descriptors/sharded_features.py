@@ -33,6 +33,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from pesnet.data import Dataset
+from pesnet.descriptors.acsf_kernel import check_engine
 from pesnet.descriptors.features_writer import (
     DiskRoom,
     RunningStats,
@@ -96,6 +97,7 @@ def write_shard(dataset, shard, name: str, descriptor, first: int, stop: int, tr
     ``first`` must be a multiple of ``chunk_size`` (so the passes, hence the bits, are the
     single writer's); ``source`` names the dataset in error messages (default ``dataset``).
     """
+    check_engine(descriptor)
     if first % chunk_size:
         raise ValueError(f"a shard starts at a multiple of chunk_size ({chunk_size}), not {first}")
     dtype = np.dtype(dtype)

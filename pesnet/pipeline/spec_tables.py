@@ -33,7 +33,8 @@ class DescriptorSpec(SpecTable):
     (:mod:`pesnet.descriptors.registry`) with its parameters in ``params``, or without
     ``params`` the kind's registered default set (``kind = "ani"``: ANI-1x's, at ``cutoff``
     and ``angular_cutoff`` if given, else 5.2 and 3.5 Å). ``elements`` defaults to the
-    dataset's."""
+    dataset's. ``engine = "compiled"`` computes ACSF features with the Numba loop
+    (:mod:`pesnet.descriptors.acsf_kernel`, ``pesnet[fast]``) instead of NumPy."""
 
     kind: Optional[str] = None
     params: Optional[dict] = None
@@ -46,6 +47,7 @@ class DescriptorSpec(SpecTable):
     g4: Optional[list[list[float]]] = None
     g5: Optional[list[list[float]]] = None
     derivative_dtype: Literal["float16", "float32", "float64"] = "float32"
+    engine: Literal["numpy", "compiled"] = "numpy"
 
     @property
     def explicit(self) -> bool:
@@ -53,7 +55,17 @@ class DescriptorSpec(SpecTable):
 
     def parameters(self, elements) -> dict:
         """Descriptor parameters (for
-        :func:`~pesnet.descriptors.registry.descriptor_from_params`) for ``elements``."""
+        :func:`~pesnet.descriptors.registry.descriptor_from_params`) for ``elements``, with
+        the ACSF ``engine`` when it is not the default."""
+        params = self._parameters(elements)
+        if self.engine != "numpy":
+            if params.get("kind", "acsf") != "acsf":
+                raise InputError(f"descriptor.engine applies to the ACSF kind, not "
+                                 f"{params['kind']!r}")
+            params = {**params, "engine": self.engine}
+        return params
+
+    def _parameters(self, elements) -> dict:
         from pesnet.descriptors.defaults import default_parameters
         from pesnet.descriptors.registry import kind_defaults
 
