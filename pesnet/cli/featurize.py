@@ -43,7 +43,7 @@ def register(subparsers) -> None:
     parser.add_argument("--angular-cutoff", type=float,
                         help="shorter cutoff (Å) for the angular terms of the default set")
     parser.add_argument("--engine", choices=("numpy", "compiled"),
-                        help="ACSF engine: numpy (default) or compiled (Numba, ~1.7x the "
+                        help="ACSF engine: numpy (default) or compiled (Numba, ~1.5x the "
                         "featurize speed; needs pesnet[fast]); results agree to rounding")
     parser.add_argument("--no-derivatives", action="store_true",
                         help="store values only (energy-only training)")

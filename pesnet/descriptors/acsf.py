@@ -15,8 +15,8 @@ increasing atomic number G1, the G2s, the G3s; then per element pair (s ≤ t, o
 
 Two engines compute the training-time values and bond gradients: ``numpy`` (the default; the
 batched pair matrices of :mod:`~pesnet.descriptors.angular`) and ``compiled`` (one Numba loop,
-:mod:`~pesnet.descriptors.acsf_kernel`, ~2.8× faster; the optional dependency of
-``pesnet[fast]``). They agree to rounding (~1e-15 of each column's scale), not bit for bit.
+:mod:`~pesnet.descriptors.acsf_kernel`, 2.4–3.8× faster on the shipped data; the optional
+dependency of ``pesnet[fast]``). They agree to rounding (~1e-15 of each column's scale), not bit for bit.
 """
 
 from __future__ import annotations
