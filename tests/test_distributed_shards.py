@@ -63,6 +63,21 @@ def test_sharded_file_has_the_single_writer_arrays(cluster, mixed, derivatives):
     assert_same_features(out, root / f"single-{derivatives}.h5")
 
 
+def test_workers_write_the_compiled_engines_arrays(cluster, mixed):  # noqa: F811
+    """``engine = "compiled"`` on the workers (each compiles or loads the Numba loop): the
+    shards hold the in-process compiled file's arrays bit for bit."""
+    pytest.importorskip("numba")
+    from pesnet.descriptors import ACSF
+
+    root, acsf = mixed
+    compiled = ACSF.from_params({**acsf.params, "engine": "compiled"})
+    single = root / "compiled-single.h5"
+    featurize(root / "data.h5", single, compiled, chunk_size=4, progress=False)
+    out = root / "run-compiled" / "features.h5"
+    featurize_sharded(cluster, root / "data.h5", out, compiled, chunk_size=4, shard_configs=4)
+    assert_same_features(out, single)
+
+
 def test_a_model_streamed_from_shards_on_the_cluster_is_the_in_process_one(
         cluster, cu_features, tmp_path):  # noqa: F811
     """Member groups on the workers stream (memory budget 0) the sharded features."""
