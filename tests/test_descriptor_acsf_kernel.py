@@ -107,6 +107,9 @@ def test_spec_and_command_line_choose_the_engine(cu_features, tmp_path, capsys):
                  "--engine", "compiled", "--quiet"]) == 0
     with h5py.File(output) as f:
         assert '"engine": "compiled"' in f.attrs["descriptor"]
+    assert main(["featurize", str(cu_features / "cu.h5"), "-o", str(output), "--cutoff", "4.5",
+                 "--engine", "compiled"]) == 0
+    assert "engine='compiled')" in capsys.readouterr().out    # the summary names the engine
 
 
 def test_without_numba_featurize_refuses_and_the_rest_uses_numpy(cu_features, tmp_path,

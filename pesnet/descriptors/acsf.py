@@ -160,7 +160,8 @@ class ACSF(BondDescriptor):
         symbols = ", ".join(chemical_symbols[z] for z in self.elements)
         return (f"ACSF([{symbols}], cutoff={self.cutoff:g}, angular_cutoff="
                 f"{self.angular_cutoff:g}, n_g2={len(self.g2)}, n_g3={len(self.g3)}, "
-                f"n_g4={len(self.g4)}, n_g5={len(self.g5)}, n_features={self.n_features})")
+                f"n_g4={len(self.g4)}, n_g5={len(self.g5)}, n_features={self.n_features}"
+                + (f", engine={self.engine!r})" if self.engine != "numpy" else ")"))
 
     @property
     def labels(self) -> tuple[str, ...]:
