@@ -103,3 +103,30 @@ def test_a_real_hdf5_write_past_the_file_size_limit(cu_features, tmp_path):
     assert len(err) == 1, done.stderr[-2000:]
     assert str(output) in err[0] and "ulimit -f" in err[0]
     assert not output.exists() and not leftovers(tmp_path)
+
+
+def _raised(code: str, filename: str):
+    """(type, error, traceback) of the exception ``code`` raises, compiled as ``filename``."""
+    try:
+        exec(compile(code, filename, "exec"), {"OSError": OSError, "errno": errno})
+    except OSError as error:
+        return type(error), error, error.__traceback__
+    raise AssertionError("no exception")
+
+
+def test_only_h5py_objects_freed_without_room_are_silenced():
+    """The command line drops the tracebacks HDF5 objects print when freed after the disk
+    filled (its one-line error says it), and nothing else: a no-room error raised elsewhere,
+    or any other error from h5py, still reaches the hook."""
+    from pesnet.cli.main import _without_no_room
+
+    seen = []
+    hook = _without_no_room(lambda *args: seen.append(args[1]))
+    full = "raise OSError(errno.ENOSPC, 'No space left on device')"
+    hook(*_raised(full, "h5py/_objects.pyx"))
+    assert seen == []
+    elsewhere = _raised(full, "pesnet/somewhere.py")
+    other = _raised("raise OSError(errno.EIO, 'I/O error')", "h5py/_objects.pyx")
+    hook(*elsewhere)
+    hook(*other)
+    assert seen == [elsewhere[1], other[1]]

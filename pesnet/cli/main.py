@@ -133,12 +133,18 @@ def entry() -> None:
 
 
 def _without_no_room(hook):
-    """``hook`` (``sys.unraisablehook`` or ``sys.excepthook``), silent for writes refused
-    for lack of room."""
+    """``hook`` (``sys.unraisablehook`` or ``sys.excepthook``), silent for h5py objects
+    whose flush was refused for lack of room as they are freed (any other error, a no-room
+    one raised elsewhere included, is reported as before)."""
     def quiet(*args):
-        error = args[1] if len(args) == 3 else args[0].exc_value
+        error, tb = (args[1], args[2]) if len(args) == 3 else (args[0].exc_value,
+                                                               args[0].exc_traceback)
         fileio = sys.modules.get("pesnet.fileio")
-        if fileio is None or fileio.no_room(error) is None:
+        freed_by_h5py = False
+        while tb is not None:
+            freed_by_h5py |= "h5py" in tb.tb_frame.f_code.co_filename
+            tb = tb.tb_next
+        if fileio is None or fileio.no_room(error) is None or not freed_by_h5py:
             hook(*args)
     return quiet
 
