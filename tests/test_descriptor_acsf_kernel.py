@@ -70,6 +70,34 @@ def test_compiled_values_and_bond_gradients_are_the_numpy_engines(case):
     assert np.abs(v0).max() > 0
 
 
+@pytest.mark.parametrize("case", ["cuau", "molecules", "own images"])
+def test_blocks_summed_in_the_loop_are_the_bond_gradients_summed(case):
+    """The compiled engine's blocks and strain derivatives, summed in its loop, are its bond
+    gradients summed by pesnet.descriptors.derivatives: bit for bit (the same sums in the
+    same order), and to rounding where a bond joins an atom to its own image (whose +g and
+    −g meet in the (i, i) block in another order)."""
+    from pesnet.descriptors.derivatives import bond_to_blocks, strain_from_bonds
+
+    atoms, acsf = {
+        "cuau": (rattled_alloy(), default_acsf(["Cu", "Au"], 5.0)),
+        "molecules": (random_molecular_box(seed=3), ACSF(["H", "C", "O"], 5.0, **FULL)),
+        "own images": (bulk("Cu", "fcc", a=3.6), default_acsf(["Cu"], 5.0)),
+    }[case]
+    compiled = engines(acsf)[1]
+    element = compiled.element_indices(atoms.numbers)
+    i, j, d, D = neighbour_list("ijdD", atoms, acsf.cutoff)
+    values, grad = compiled.bond_terms(len(atoms), element, i, j, d, D, True)
+    expected = (values, *bond_to_blocks(i, j, grad, len(atoms)),
+                strain_from_bonds(i, D, grad, len(atoms)))
+    summed = compiled.jacobian_terms(len(atoms), element, i, j, d, D, strain=True)
+    for ours, theirs in zip(summed, expected):
+        if case == "own images":
+            np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-13)
+        else:
+            np.testing.assert_array_equal(ours, theirs)
+    assert compiled.jacobian_terms(len(atoms), element, i, j, d, D, strain=False)[4] is None
+
+
 @pytest.mark.parametrize("periodic", [True, False])
 def test_compiled_engine_passes_the_descriptor_contract(periodic):
     atoms = rattled_alloy() if periodic else random_molecular_box(seed=5, pbc=False)

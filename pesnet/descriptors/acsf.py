@@ -24,7 +24,11 @@ from __future__ import annotations
 import numpy as np
 from ase.data import chemical_symbols
 
-from pesnet.descriptors.acsf_kernel import compiled_bond_terms, numba_available
+from pesnet.descriptors.acsf_kernel import (
+    compiled_bond_terms,
+    compiled_jacobian_terms,
+    numba_available,
+)
 from pesnet.descriptors.angular import angular_terms
 from pesnet.descriptors.angular_work_plan import plan_angular
 from pesnet.descriptors.bond_descriptor import BondDescriptor, element_numbers
@@ -191,6 +195,13 @@ class ACSF(BondDescriptor):
         from pesnet.descriptors.acsf_evaluator import ACSFEvaluator
 
         return ACSFEvaluator(self)
+
+    def jacobian_terms(self, n_atoms, element, i, j, d, D, strain=True):
+        """:meth:`BondDescriptor.jacobian_terms`; the compiled engine sums the blocks and
+        strain derivatives in its loop, without the (n_bonds, F, 3) bond gradients."""
+        if self.engine == "compiled" and numba_available():
+            return compiled_jacobian_terms(self, n_atoms, element, i, j, d, D, strain)
+        return super().jacobian_terms(n_atoms, element, i, j, d, D, strain)
 
     def bond_terms(self, n_atoms, element, i, j, d, D, derivatives):
         """Values (n_atoms, F) and, if asked, bond gradients ∂G_i/∂D_b (n_bonds, F, 3)

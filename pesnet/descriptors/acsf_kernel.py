@@ -33,9 +33,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from pesnet.descriptors.derivatives import block_keys
 from pesnet.errors import InputError
 
 _KERNEL = None
+#: the loop's block and strain arguments when it fills bond gradients instead
+_NO_BLOCKS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 1, 3)),
+              np.zeros((0, 1, 3, 3)))
 
 
 def compiled_bond_terms(acsf, n_atoms: int, element: np.ndarray, i: np.ndarray, j: np.ndarray,
@@ -49,17 +53,43 @@ def compiled_bond_terms(acsf, n_atoms: int, element: np.ndarray, i: np.ndarray, 
     values = np.zeros((n_atoms, F))
     grad = np.zeros((len(d) if derivatives else 0, F, 3))
     if len(d):
-        n_el = len(acsf.elements)
-        pair_base = np.ascontiguousarray(acsf.angular_columns[:, :, 0] if acsf.n_angular
-                                         else np.zeros((n_el, n_el), np.int64))
-        kernel(np.ascontiguousarray(i, np.int64),
-               np.ascontiguousarray(np.asarray(element)[j], np.int64),
-               np.ascontiguousarray(d, float), np.ascontiguousarray(D, float),
-               acsf.cutoff, acsf.angular_cutoff, np.asarray(acsf.g2, float).reshape(-1, 2),
-               np.asarray(acsf.g3, float).reshape(-1), np.asarray(acsf.g4, float).reshape(-1, 3),
-               np.asarray(acsf.g5, float).reshape(-1, 3), acsf.n_radial,
-               pair_base.astype(np.int64), bool(derivatives), values, grad)
+        kernel(*_loop_inputs(acsf, element, i, j, d, D), bool(derivatives), values, grad,
+               *_NO_BLOCKS)
     return values, (grad if derivatives else None)
+
+
+def compiled_jacobian_terms(acsf, n_atoms: int, element: np.ndarray, i: np.ndarray,
+                            j: np.ndarray, d: np.ndarray, D: np.ndarray, strain: bool = True):
+    """:meth:`BondDescriptor.jacobian_terms
+    <pesnet.descriptors.bond_descriptor.BondDescriptor.jacobian_terms>` by the compiled loop:
+    values (n_atoms, F), ``centres``, ``neighbours`` (n_blocks,), ``blocks`` (n_blocks, F, 3)
+    and, with ``strain``, strain derivatives (n_atoms, F, 3, 3), summed in the loop centre by
+    centre (the same sums, in the same order, as :func:`compiled_bond_terms` followed by
+    :mod:`~pesnet.descriptors.derivatives`), never holding the bond gradients."""
+    kernel = _kernel()
+    F = acsf.n_features
+    keys, inverse = block_keys(i, j, n_atoms)
+    values = np.zeros((n_atoms, F))
+    blocks = np.zeros((len(keys), F, 3))
+    strains = np.zeros((n_atoms if strain else 0, F, 3, 3))
+    if len(d):
+        kernel(*_loop_inputs(acsf, element, i, j, d, D), True, values, np.zeros((0, F, 3)),
+               inverse[: len(d)], inverse[len(d):], blocks, strains)
+    return values, keys // n_atoms, keys % n_atoms, blocks, (strains if strain else None)
+
+
+def _loop_inputs(acsf, element, i, j, d, D) -> tuple:
+    """The loop's geometry and parameter arguments (contiguous, typed as compiled)."""
+    n_el = len(acsf.elements)
+    pair_base = (acsf.angular_columns[:, :, 0] if acsf.n_angular
+                 else np.zeros((n_el, n_el), np.int64))
+    return (np.ascontiguousarray(i, np.int64),
+            np.ascontiguousarray(np.asarray(element)[j], np.int64),
+            np.ascontiguousarray(d, float), np.ascontiguousarray(D, float),
+            float(acsf.cutoff), float(acsf.angular_cutoff),
+            np.asarray(acsf.g2, float).reshape(-1, 2), np.asarray(acsf.g3, float).reshape(-1),
+            np.asarray(acsf.g4, float).reshape(-1, 3), np.asarray(acsf.g5, float).reshape(-1, 3),
+            int(acsf.n_radial), np.ascontiguousarray(pair_base, np.int64))
 
 
 def check_engine(descriptor) -> None:
@@ -94,43 +124,17 @@ def _kernel():
 
 
 def _bond_terms_loop(centre, el_nb, d, D, rc, rca, g2, g3, g4, g5, n_radial, pair_base,
-                     derivatives, values, grad):
-    """The loop itself (see the module doc); fills ``values`` and ``grad`` (zeros on entry).
-    Written for Numba's nopython mode; runs (slowly) as plain Python too."""
+                     derivatives, values, grad, block_of_bond, self_block, blocks, strain):
+    """The loop itself (see the module doc), centre by centre; fills ``values`` (zeros on
+    entry) and, with ``derivatives``, either the bond gradients ``grad`` (n_bonds, F, 3) or,
+    when ``blocks`` has rows, the sums the featurizer stores: ``blocks[block_of_bond[b]] +=
+    g_b``, ``blocks[self_block[i]] −= g_b`` and, when ``strain`` has rows,
+    ``strain[i] += g_b ⊗ D_b`` — in bond order, the sums of
+    :mod:`~pesnet.descriptors.derivatives`. Written for Numba's nopython mode."""
     n_bonds, n_g2, n_g3, n_g4, n_g5 = len(d), len(g2), len(g3), len(g4), len(g5)
+    F = values.shape[1]
+    to_blocks, with_strain = len(blocks) > 0, len(strain) > 0
     slope, slope_a = -0.5 * np.pi / rc, -0.5 * np.pi / rca
-    fa_all, dfa_all = np.zeros(n_bonds), np.zeros(n_bonds)
-    for b in range(n_bonds):                                        # radial terms
-        r = d[b]
-        if r >= rc:
-            continue
-        x = np.pi * r / rc
-        fc, dfc = 0.5 * (np.cos(x) + 1.0), slope * np.sin(x)
-        if r < rca:
-            xa = np.pi * r / rca
-            fa_all[b], dfa_all[b] = 0.5 * (np.cos(xa) + 1.0), slope_a * np.sin(xa)
-        i, col = centre[b], el_nb[b] * n_radial
-        values[i, col] += fc
-        if derivatives:
-            for x3 in range(3):
-                grad[b, col, x3] = dfc * D[b, x3] / r
-        for k in range(n_g2):
-            delta = r - g2[k, 1]
-            gauss = np.exp(-g2[k, 0] * delta * delta)
-            values[i, col + 1 + k] += gauss * fc
-            if derivatives:
-                g = gauss * (dfc - 2.0 * g2[k, 0] * delta * fc)
-                for x3 in range(3):
-                    grad[b, col + 1 + k, x3] = g * D[b, x3] / r
-        for k in range(n_g3):
-            cosine = np.cos(g3[k] * r)
-            values[i, col + 1 + n_g2 + k] += cosine * fc
-            if derivatives:
-                g = cosine * dfc - g3[k] * np.sin(g3[k] * r) * fc
-                for x3 in range(3):
-                    grad[b, col + 1 + n_g2 + k, x3] = g * D[b, x3] / r
-    if n_g4 + n_g5 == 0:
-        return
     eta4, eta5 = np.unique(g4[:, 0]), np.unique(g5[:, 0])
     eta4_of, eta5_of = np.searchsorted(eta4, g4[:, 0]), np.searchsorted(eta5, g5[:, 0])
     E4, E5 = np.empty(len(eta4)), np.empty(len(eta5))
@@ -138,21 +142,58 @@ def _bond_terms_loop(centre, el_nb, d, D, rc, rca, g2, g3, g4, g5, n_radial, pai
     dca, dcb, dFa, dFb, dsa, dsb, Dab, d5a, d5b = (work[0], work[1], work[2], work[3],
                                                     work[4], work[5], work[6], work[7],
                                                     work[8])
+    widest, start = 0, 0                          # the most bonds of one centre
+    while start < n_bonds:
+        end = start
+        while end < n_bonds and centre[end] == centre[start]:
+            end += 1
+        widest, start = max(widest, end - start), end
+    g = np.zeros((widest, F, 3))                  # one centre's bond gradients
+    fa_all, dfa_all = np.zeros(widest), np.zeros(widest)
     start = 0
-    while start < n_bonds:                                          # angular terms
+    while start < n_bonds:
         i, end = centre[start], start
         while end < n_bonds and centre[end] == i:
             end += 1
-        for a in range(start, end):
+        g[: end - start] = 0.0
+        for b in range(start, end):                                 # radial terms
+            r, local = d[b], b - start
+            x = np.pi * r / rc
+            fc, dfc = 0.5 * (np.cos(x) + 1.0), slope * np.sin(x)
+            fa_all[local] = dfa_all[local] = 0.0
+            if r < rca:
+                xa = np.pi * r / rca
+                fa_all[local], dfa_all[local] = 0.5 * (np.cos(xa) + 1.0), slope_a * np.sin(xa)
+            col = el_nb[b] * n_radial
+            values[i, col] += fc
+            if derivatives:
+                for x3 in range(3):
+                    g[local, col, x3] = dfc * D[b, x3] / r
+            for k in range(n_g2):
+                delta = r - g2[k, 1]
+                gauss = np.exp(-g2[k, 0] * delta * delta)
+                values[i, col + 1 + k] += gauss * fc
+                if derivatives:
+                    slope_k = gauss * (dfc - 2.0 * g2[k, 0] * delta * fc)
+                    for x3 in range(3):
+                        g[local, col + 1 + k, x3] = slope_k * D[b, x3] / r
+            for k in range(n_g3):
+                cosine = np.cos(g3[k] * r)
+                values[i, col + 1 + n_g2 + k] += cosine * fc
+                if derivatives:
+                    slope_k = cosine * dfc - g3[k] * np.sin(g3[k] * r) * fc
+                    for x3 in range(3):
+                        g[local, col + 1 + n_g2 + k, x3] = slope_k * D[b, x3] / r
+        for a in range(start, end):                                 # angular terms
             ra = d[a]
-            if ra >= rca:
+            if n_g4 + n_g5 == 0 or ra >= rca:
                 continue
-            fa, dfa = fa_all[a], dfa_all[a]
+            fa, dfa = fa_all[a - start], dfa_all[a - start]
             for b in range(a + 1, end):
                 rb = d[b]
                 if rb >= rca:
                     continue
-                fb, dfb = fa_all[b], dfa_all[b]
+                fb, dfb = fa_all[b - start], dfa_all[b - start]
                 for x3 in range(3):
                     Dab[x3] = D[b, x3] - D[a, x3]
                 rab = np.sqrt(Dab[0] * Dab[0] + Dab[1] * Dab[1] + Dab[2] * Dab[2])
@@ -181,13 +222,13 @@ def _bond_terms_loop(centre, el_nb, d, D, rc, rca, g2, g3, g4, g5, n_radial, pai
                     if kind == 0:
                         if not with_g4:
                             continue
-                        table, E, eta_of, col0, F = g4, E4, eta4_of, base_col, fa * fb * fab
+                        table, E, eta_of, col0, Fp = g4, E4, eta4_of, base_col, fa * fb * fab
                         for e in range(len(eta4)):
                             E[e] = np.exp(-eta4[e] * s4)
                     else:
                         if n_g5 == 0:
                             continue
-                        table, E, eta_of, col0, F = g5, E5, eta5_of, base_col + n_g4, fa * fb
+                        table, E, eta_of, col0, Fp = g5, E5, eta5_of, base_col + n_g4, fa * fb
                         for e in range(len(eta5)):
                             E[e] = np.exp(-eta5[e] * s5)
                     for f in range(len(table)):
@@ -202,11 +243,11 @@ def _bond_terms_loop(centre, el_nb, d, D, rc, rca, g2, g3, g4, g5, n_radial, pai
                             lower = base ** (zeta - 1.0)
                         A = k * lower * base
                         Ef = E[eta_of[f]]
-                        values[i, col0 + f] += A * Ef * F
+                        values[i, col0 + f] += A * Ef * Fp
                         if not derivatives:
                             continue
-                        dAF = k * zeta * lam * lower * F
-                        AF = A * F * eta
+                        dAF = k * zeta * lam * lower * Fp
+                        AF = A * Fp * eta
                         for x3 in range(3):
                             if kind == 0:
                                 ga = dAF * dca[x3] - AF * dsa[x3] + A * dFa[x3]
@@ -214,6 +255,27 @@ def _bond_terms_loop(centre, el_nb, d, D, rc, rca, g2, g3, g4, g5, n_radial, pai
                             else:
                                 ga = dAF * dca[x3] - 2.0 * AF * D[a, x3] + A * d5a[x3]
                                 gb = dAF * dcb[x3] - 2.0 * AF * D[b, x3] + A * d5b[x3]
-                            grad[a, col0 + f, x3] += Ef * ga
-                            grad[b, col0 + f, x3] += Ef * gb
+                            g[a - start, col0 + f, x3] += Ef * ga
+                            g[b - start, col0 + f, x3] += Ef * gb
+        if derivatives:                                             # emit the centre's
+            for b in range(start, end):
+                local = b - start
+                if not to_blocks:
+                    grad[b] = g[local]
+                    continue
+                row, own = block_of_bond[b], self_block[i]
+                for f in range(F):
+                    for x3 in range(3):
+                        blocks[row, f, x3] += g[local, f, x3]
+                if with_strain:
+                    for f in range(F):
+                        for x3 in range(3):
+                            for y3 in range(3):
+                                strain[i, f, x3, y3] += g[local, f, x3] * D[b, y3]
+            if to_blocks:
+                own = self_block[i]
+                for b in range(start, end):
+                    for f in range(F):
+                        for x3 in range(3):
+                            blocks[own, f, x3] -= g[b - start, f, x3]
         start = end

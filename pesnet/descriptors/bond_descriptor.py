@@ -121,6 +121,18 @@ class BondDescriptor:
         raise NotImplementedError
 
     # -- provided -----------------------------------------------------------------------
+    def jacobian_terms(self, n_atoms: int, element, i, j, d, D, strain: bool = True):
+        """Values (n_atoms, F), the sparse Jacobian as (centre, neighbour) blocks —
+        ``centres``, ``neighbours`` (n_blocks,), ``blocks`` (n_blocks, F, 3) 1/Å, every
+        atom's (i, i) block included — and, with ``strain``, the strain derivatives
+        (n_atoms, F, 3, 3) (else ``None``), for the bonds of :meth:`bond_terms`: its bond
+        gradients summed by :mod:`~pesnet.descriptors.derivatives`. A kind may compute them
+        in one pass instead."""
+        values, grad = self.bond_terms(n_atoms, element, i, j, d, D, True)
+        centres, neighbours, blocks = bond_to_blocks(i, j, grad, n_atoms)
+        return (values, centres, neighbours, blocks,
+                strain_from_bonds(i, D, grad, n_atoms) if strain else None)
+
     def to_json(self) -> str:
         return json.dumps(self.params, sort_keys=True)
 
@@ -205,16 +217,14 @@ class BondDescriptor:
             i = j = np.zeros(0, np.int64)
             d, D = np.zeros(0), np.zeros((0, 3))
         n_total = int(offsets[-1])
-        values, bond_grad = self.bond_terms(n_total, element, i, j, d, D, derivatives)
         periodic = np.array([bool(atoms.pbc.any()) for atoms in frames], dtype=bool)
         if not derivatives:
+            values, _ = self.bond_terms(n_total, element, i, j, d, D, False)
             return FlatResult(values, offsets, periodic)
-        centres, neighbours, blocks = bond_to_blocks(i, j, bond_grad, n_total)
-        strain = None
-        if periodic.any():
-            strain = strain_from_bonds(i, D, bond_grad, n_total)
-            if not periodic.all():
-                strain[~np.repeat(periodic, counts)] = 0.0
+        values, centres, neighbours, blocks, strain = self.jacobian_terms(
+            n_total, element, i, j, d, D, bool(periodic.any()))
+        if strain is not None and not periodic.all():
+            strain[~np.repeat(periodic, counts)] = 0.0
         cuts = np.searchsorted(centres, offsets)
         shift = np.repeat(offsets[:-1], np.diff(cuts))
         return FlatResult(values, offsets, periodic, cuts, centres - shift, neighbours - shift,

@@ -27,6 +27,16 @@ def _sum_rows(target: np.ndarray, n_targets: int, rows: np.ndarray,
     return np.asarray(matrix @ rows)
 
 
+def block_keys(centre: np.ndarray, neighbour: np.ndarray, n_atoms: int):
+    """The derivative blocks of bonds ``centre`` → ``neighbour`` (n_bonds,), every atom's
+    (i, i) block included: ``keys`` (n_blocks,) = i · n_atoms + j sorted (the blocks' order)
+    and ``inverse`` (n_bonds + n_atoms,): the block of each bond, then of each atom's self
+    block."""
+    self_keys = np.arange(n_atoms, dtype=np.int64) * (n_atoms + 1)
+    pair_keys = centre.astype(np.int64) * n_atoms + neighbour
+    return np.unique(np.concatenate([pair_keys, self_keys]), return_inverse=True)
+
+
 def bond_to_blocks(centre: np.ndarray, neighbour: np.ndarray, bond_grad: np.ndarray,
                    n_atoms: int):
     """Sum bond gradients into (centre, neighbour) blocks, self blocks included.
@@ -37,9 +47,7 @@ def bond_to_blocks(centre: np.ndarray, neighbour: np.ndarray, bond_grad: np.ndar
     """
     n_bonds, n_features = bond_grad.shape[:2]
     flat = bond_grad.reshape(n_bonds, 3 * n_features)
-    self_keys = np.arange(n_atoms, dtype=np.int64) * (n_atoms + 1)
-    pair_keys = centre.astype(np.int64) * n_atoms + neighbour
-    keys, inverse = np.unique(np.concatenate([pair_keys, self_keys]), return_inverse=True)
+    keys, inverse = block_keys(centre, neighbour, n_atoms)
     if (centre == neighbour).any():
         # an image of the centre itself: its +g and −g meet in the (i, i) block
         blocks = _sum_rows(inverse[:n_bonds], len(keys), flat)
