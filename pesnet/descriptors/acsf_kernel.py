@@ -23,7 +23,12 @@ columns of the element pair (el_a, el_b):
 
 with gradients by the product rule: ∂c/∂D_a = D_b/(r_a r_b) − c D_a/r_a²,
 ∂r_ab/∂D_a = −(D_b − D_a)/r_ab, ∂s4/∂D_a = 2(2D_a − D_b), ∂s5/∂D_a = 2 D_a (and a ↔ b).
-Integer ζ are powered by multiplication, each distinct η gets one exp per pair.
+Integer ζ are powered by multiplication, each distinct η gets one exp per pair. A centre's
+bond gradients are kept in a small scratch array; for the featurizer
+(:func:`compiled_jacobian_terms`) the loop then adds them straight into the (centre,
+neighbour) blocks, subtracts them from the (i, i) block and adds g_b ⊗ D_b to the strain
+derivatives, in bond order — the sums of :mod:`~pesnet.descriptors.derivatives`, bit for bit —
+so the (n_bonds, F, 3) bond gradients are never held.
 
 Numba is an optional dependency (``pip install 'pesnet[fast]'``); the first call in a process
 compiles the loop (~3 s), cached on disk for later processes.
