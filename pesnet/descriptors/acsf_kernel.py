@@ -42,6 +42,9 @@ from pesnet.descriptors.derivatives import block_keys
 from pesnet.errors import InputError
 
 _KERNEL = None
+#: the refusal where Numba is missing
+NEEDS_NUMBA = ("the compiled ACSF engine needs Numba: pip install 'pesnet[fast]' (or the "
+               "default engine, numpy)")
 #: the loop's block and strain arguments when it fills bond gradients instead
 _NO_BLOCKS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 1, 3)),
               np.zeros((0, 1, 3, 3)))
@@ -102,8 +105,7 @@ def check_engine(descriptor) -> None:
     and Numba is not installed (elsewhere the NumPy engine stands in; featurizing is where the
     speed was asked for)."""
     if getattr(descriptor, "engine", "numpy") == "compiled" and not numba_available():
-        raise InputError("the compiled ACSF engine needs Numba: pip install 'pesnet[fast]' "
-                         "(or the default engine, numpy)")
+        raise InputError(NEEDS_NUMBA)
 
 
 def numba_available() -> bool:
@@ -122,8 +124,7 @@ def _kernel():
         try:
             from numba import njit
         except ImportError:
-            raise InputError("the compiled ACSF engine needs Numba: pip install "
-                             "'pesnet[fast]' (or the default engine, numpy)") from None
+            raise InputError(NEEDS_NUMBA) from None
         _KERNEL = njit(cache=True)(_bond_terms_loop)
     return _KERNEL
 
@@ -164,8 +165,10 @@ def _bond_terms_loop(centre, el_nb, d, D, rc, rca, g2, g3, g4, g5, n_radial, pai
         for b in range(start, end):                                 # radial terms
             r, local = d[b], b - start
             x = np.pi * r / rc
-            fc, dfc = 0.5 * (np.cos(x) + 1.0), slope * np.sin(x)
             fa_all[local] = dfa_all[local] = 0.0
+            if r >= rc:               # on the cutoff: f_c = f_c' = 0, as the NumPy engine
+                continue
+            fc, dfc = 0.5 * (np.cos(x) + 1.0), slope * np.sin(x)
             if r < rca:
                 xa = np.pi * r / rca
                 fa_all[local], dfa_all[local] = 0.5 * (np.cos(xa) + 1.0), slope_a * np.sin(xa)
@@ -268,7 +271,7 @@ def _bond_terms_loop(centre, el_nb, d, D, rc, rca, g2, g3, g4, g5, n_radial, pai
                 if not to_blocks:
                     grad[b] = g[local]
                     continue
-                row, own = block_of_bond[b], self_block[i]
+                row = block_of_bond[b]
                 for f in range(F):
                     for x3 in range(3):
                         blocks[row, f, x3] += g[local, f, x3]
